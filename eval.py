@@ -1,0 +1,79 @@
+"""Evaluate a super-resolution network, full precision or quantized, by Y-PSNR / SSIM on benchmark sets.
+
+    python eval.py --config_path DIV2K_config.yaml --scale 4 --data_path ../shared/datasets/benchmark \
+        --output_path ./output --pre_trained edsr_baseline_x4.pt [--w_bit 4 --a_bit 4 --method ptq4sr]
+    python eval.py --quant_ckpt output/edsr_baseline_x4_w4a4_ptq4sr.ckpt --scale 4 --data_path ...
+"""
+import os
+import sys
+import time
+
+from calibrate import plan_from_config
+from model_utils.config import get_config
+from model_utils.moxing_adapter import moxing_wrapper
+from src.errors import UserError
+from src.evaluate import InferenceSettings, evaluate, format_table, open_sets
+from src.pipeline import calibrate, load_fp_net, load_quant_checkpoint
+from src.utils import init_env, package_versions, set_seed, write_json_atomic
+
+
+def init_net(config):
+    """(network, description dict, stage timings) for the requested method."""
+    if config.quant_ckpt:
+        net, meta = load_quant_checkpoint(config.quant_ckpt, scale=config.scale)
+        desc = {k: meta[k] for k in ('arch', 'scale', 'w_bit', 'a_bit', 'method', 'seed')}
+        return net, desc, {'load_seconds': 0.0, **meta.get('timings', {})}
+    start = time.time()
+    fp_net, info = load_fp_net(config.pre_trained, config.arch, config.scale)
+    desc = {'arch': info.arch, 'scale': info.scale, 'w_bit': 32, 'a_bit': 32, 'method': 'fp', 'seed': config.seed}
+    timings = {'load_seconds': round(time.time() - start, 1)}
+    if config.method == 'fp':
+        return fp_net, desc, timings
+    qnet, report = calibrate(fp_net, info, plan_from_config(config, info.scale))
+    desc.update(w_bit=config.w_bit, a_bit=config.a_bit, method=config.method)
+    return qnet, desc, {**timings, **report['timings']}
+
+
+def results_path(config, desc):
+    if config.results_json:
+        return config.results_json
+    name = f"results_{desc['arch']}_x{desc['scale']}_{desc['method']}_w{desc['w_bit']}a{desc['a_bit']}.json"
+    return os.path.join(config.output_path, name)
+
+
+def run_eval(config):
+    init_env(config.device_target, config.device_id)
+    set_seed(config.seed)
+    sets = open_sets(config.data_path, config.dataset, config.scale)
+    net, desc, timings = init_net(config)
+    settings = InferenceSettings(config.chop, config.chop_tile, config.chop_overlap, config.self_ensemble)
+    start = time.time()
+    label = desc['method'] if desc['method'] == 'fp' else f"{desc['method']} W{desc['w_bit']}A{desc['a_bit']}"
+    results = evaluate(net, sets, desc['scale'], settings, config.output_path if config.save_sr else None,
+                       tag=label.replace(' ', '_'))
+    timings['eval_seconds'] = round(time.time() - start, 1)
+    record = {'model': desc['arch'], 'scale': desc['scale'], 'w_bit': desc['w_bit'], 'a_bit': desc['a_bit'],
+              'method': desc['method'], 'results': results, 'timings': timings, 'seed': desc['seed'],
+              'self_ensemble': config.self_ensemble, 'chop': config.chop, 'versions': package_versions()}
+    path = results_path(config, desc)
+    write_json_atomic(path, record)
+    print(format_table([(label, results)], [s.name for s in sets]))
+    print(f'results written to {path}')
+    return record
+
+
+def main(argv=None):
+    try:
+        config = get_config(argv, description=__doc__.splitlines()[0])
+        moxing_wrapper(config)(run_eval)(config)
+    except UserError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('interrupted: results of this run were not written', file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Calibration algorithms: weight/activation bound initialisation (MinMax, Percentile, DBDC) and PaC."""

@@ -1,0 +1,65 @@
+"""Whole-image super-resolution of one LR image: plain, tiled (``chop``) or ×8 self-ensemble."""
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor
+
+
+def compiled(net):
+    """The network's forward in graph mode (``ms.jit``): ~3x faster than PyNative here for EDSR.
+    It compiles once per input shape and reads Parameters at call time, so later bound updates count."""
+    return ms.jit(net.construct)
+
+
+def _forward(net, lr):
+    """float32 HWC LR in [0, 1] → float32 HWC SR (unclipped); ``net`` is a Cell or ``compiled(cell)``."""
+    out = net(Tensor(np.ascontiguousarray(lr.transpose(2, 0, 1)[None])))
+    return out.asnumpy()[0].transpose(1, 2, 0)
+
+
+def _forward_tiled(net, lr, scale, tile, overlap):
+    """Run ``tile``×``tile`` cores with ``overlap`` pixels of context on each side and keep the cores.
+
+    Peak memory then scales with the tile, not the image. The result equals whole-image inference
+    wherever the network's receptive field fits in the overlap (EDSR-baseline: ~35 LR pixels), and
+    differs slightly near core edges otherwise.
+    """
+    h, w, _ = lr.shape
+    out = np.zeros((h * scale, w * scale, 3), np.float32)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
+            t1, l1 = min(top + tile + overlap, h), min(left + tile + overlap, w)
+            sr = _forward(net, lr[t0:t1, l0:l1])
+            ch, cw = min(tile, h - top), min(tile, w - left)
+            dt, dl = (top - t0) * scale, (left - l0) * scale
+            out[top * scale:(top + ch) * scale, left * scale:(left + cw) * scale] = \
+                sr[dt:dt + ch * scale, dl:dl + cw * scale]
+    return out
+
+
+def _ensemble_transforms():
+    """The 8 dihedral transforms as (forward, inverse) pairs on HWC arrays."""
+    pairs = []
+    for k in range(4):
+        for flip in (False, True):
+            def fwd(x, k=k, flip=flip):
+                return np.rot90(x[:, ::-1] if flip else x, k)
+
+            def inv(y, k=k, flip=flip):
+                y = np.rot90(y, -k)
+                return y[:, ::-1] if flip else y
+            pairs.append((fwd, inv))
+    return pairs
+
+
+def super_resolve(net, lr_uint8, scale, chop=False, tile=192, overlap=16, self_ensemble=False):
+    """SR of a uint8 HWC LR image as float32 HWC in the network's output range (≈[0, 1], unclipped)."""
+    lr = lr_uint8.astype(np.float32) / 255.0
+
+    def run(x):
+        return _forward_tiled(net, x, scale, tile, overlap) if chop else _forward(net, x)
+
+    if not self_ensemble:
+        return run(lr)
+    outs = [inv(run(np.ascontiguousarray(fwd(lr)))) for fwd, inv in _ensemble_transforms()]
+    return np.mean(outs, axis=0)

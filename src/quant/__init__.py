@@ -1,0 +1,1 @@
+"""Fake quantization: the quantizer Cell, the quantized conv, conversion of a float net, statistics."""

@@ -1,0 +1,70 @@
+"""Asymmetric fake quantizer with learnable lower/upper bounds (PTQ4SR's ``Quantization``)."""
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
+
+# Floor of the bound span, so a degenerate quantizer (lower == upper) gives finite outputs and
+# gradients; far below any real span, so it never changes a calibrated quantizer.
+MIN_SPAN = 1e-8
+
+
+def grad_scale_for(numel, bits):
+    """LSQ gradient scale ``1 / sqrt(N · (2^(b−1) − 1))`` for a quantizer first fed N elements."""
+    return 1.0 / np.sqrt(numel * (2.0 ** (bits - 1) - 1))
+
+
+class FakeQuantizer(nn.Cell):
+    """Quantize-dequantize ``x`` on an unsigned grid of ``2^bits`` levels between ``lower`` and ``upper``.
+
+    ``z = clip((x − l)/(u − l), 0, 1)``, ``x̂ = round(z·R)·(u − l)/R + l`` with ``R = 2^b − 1``;
+    the zero point is not rounded to an integer. ``round`` is half-to-even with a straight-through
+    gradient; ``clip`` has its ordinary gradient, so inside [l, u] ∂x̂/∂u = q/R − z and ∂x̂/∂l = z − q/R,
+    above u ∂x̂/∂u = 1, below l ∂x̂/∂l = 1. The bounds' gradients are multiplied by ``grad_scale``
+    (their values are not), which calibration fixes from the first tensor seen (LSQ).
+
+    Example (2 bits, l = 0, u = 3): 1.4 → 1.0, 1.6 → 2.0, −5 → 0.0, 9 → 3.0.
+
+    Args:
+        bits (int): 2..8.
+        channels (int): 0 for one per-tensor pair of bounds, else bounds of shape (channels, 1, 1, 1)
+            that broadcast over a conv weight (per output channel).
+    """
+
+    def __init__(self, bits, channels=0):
+        super().__init__()
+        if not 2 <= bits <= 8:
+            raise ValueError(f'bits {bits} out of range: use 2..8 (32 means no quantizer)')
+        shape = (channels, 1, 1, 1) if channels else ()
+        self.bits = bits
+        self.levels = float(2 ** bits - 1)
+        self.lower = Parameter(Tensor(np.zeros(shape, np.float32)), name='lower')
+        self.upper = Parameter(Tensor(np.ones(shape, np.float32)), name='upper')
+        self.grad_scale = 1.0
+        self.observing = False
+
+    def construct(self, x):
+        if self.observing:
+            return x
+        lower = _scale_gradient(self.lower, self.grad_scale)
+        upper = _scale_gradient(self.upper, self.grad_scale)
+        span = ops.maximum(upper - lower, MIN_SPAN)
+        z = ops.clamp((x - lower) / span, 0.0, 1.0) * self.levels
+        q = ops.stop_gradient(ops.round(z) - z) + z
+        return q * span / self.levels + lower
+
+    def set_bounds(self, lower, upper):
+        shape = self.lower.shape
+        self.lower.set_data(Tensor(np.asarray(lower, np.float32).reshape(shape)))
+        self.upper.set_data(Tensor(np.asarray(upper, np.float32).reshape(shape)))
+
+    def bounds(self):
+        return self.lower.asnumpy(), self.upper.asnumpy()
+
+    def extend_repr(self):
+        kind = f'per-channel({self.lower.shape[0]})' if self.lower.shape else 'per-tensor'
+        return f'bits={self.bits}, {kind}, grad_scale={self.grad_scale:.3g}'
+
+
+def _scale_gradient(x, scale):
+    """``x`` in value, ``scale · ∂`` in gradient (same operation order as the PyTorch release)."""
+    scaled = x * scale
+    return ops.stop_gradient(x - scaled) + scaled

@@ -1,0 +1,41 @@
+"""``QuantConv2d``: a float conv whose input and weight pass through fake quantizers; bias stays float."""
+from mindspore import nn, ops
+
+from src.quant.fake_quant import FakeQuantizer
+
+
+class QuantConv2d(nn.Cell):
+    """input_quant (per tensor) → weight_quant (per output channel) → conv2d + float bias.
+
+    Built by ``from_float`` around the float conv's own ``weight`` and ``bias`` Parameters, so a
+    converted network keeps the float parameter names (``body.0.conv1.weight``) and adds
+    ``body.0.conv1.input_quant.lower`` / ``.upper`` and ``body.0.conv1.weight_quant.lower`` / ``.upper``.
+    A bit width of 32 means that side is not quantized (its quantizer is None).
+    """
+
+    def __init__(self, conv, w_bit, a_bit):
+        super().__init__()
+        self.weight, self.bias = conv.weight, conv.bias
+        self.stride, self.padding, self.dilation, self.group = conv.stride, conv.padding, conv.dilation, conv.group
+        self.pad_mode = conv.pad_mode
+        self.w_bit, self.a_bit = w_bit, a_bit
+        self.input_quant = FakeQuantizer(a_bit) if a_bit < 32 else None
+        self.weight_quant = FakeQuantizer(w_bit, channels=conv.out_channels) if w_bit < 32 else None
+
+    @classmethod
+    def from_float(cls, conv, w_bit, a_bit):
+        if conv.pad_mode != 'pad' or conv.group != 1:
+            raise ValueError("QuantConv2d expects pad_mode='pad', group=1 convs (see src/arch_util.make_conv)")
+        return cls(conv, w_bit, a_bit)
+
+    def quantized_weight(self):
+        return self.weight if self.weight_quant is None else self.weight_quant(self.weight)
+
+    def construct(self, x):
+        if self.input_quant is not None:
+            x = self.input_quant(x)
+        return ops.conv2d(x, self.quantized_weight(), self.bias, self.stride, self.pad_mode,
+                          self.padding, self.dilation, self.group)
+
+    def extend_repr(self):
+        return f'w_bit={self.w_bit}, a_bit={self.a_bit}, weight={tuple(self.weight.shape)}'

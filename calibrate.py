@@ -14,7 +14,7 @@ from src.calibration.pac import PacSettings
 from src.errors import UserError
 from src.pipeline import CalibrationPlan, calibrate, load_fp_net, save_quant_checkpoint
 from src.quant.convert import QuantSpec
-from src.utils import init_env, set_seed, write_json_atomic
+from src.utils import init_env, prepare_output_folder, set_seed, write_json_atomic
 
 
 def plan_from_config(config, scale):
@@ -42,6 +42,7 @@ def quant_ckpt_path(config, info):
 def run_calibrate(config):
     if config.method == 'fp':
         raise UserError('--method fp has nothing to calibrate: choose minmax, percentile, dbdc or ptq4sr')
+    prepare_output_folder(config.output_path)
     init_env(config.device_target, config.device_id)
     set_seed(config.seed)
     fp_net, info = load_fp_net(config.pre_trained, config.arch, config.scale)

@@ -14,7 +14,7 @@ from model_utils.moxing_adapter import moxing_wrapper
 from src.errors import UserError
 from src.evaluate import InferenceSettings, evaluate, format_table, open_sets
 from src.pipeline import calibrate, load_fp_net, load_quant_checkpoint
-from src.utils import init_env, package_versions, set_seed, write_json_atomic
+from src.utils import init_env, package_versions, prepare_output_folder, set_seed, write_json_atomic
 
 
 def init_net(config):
@@ -42,6 +42,9 @@ def results_path(config, desc):
 
 
 def run_eval(config):
+    prepare_output_folder(config.output_path)
+    if config.results_json:
+        prepare_output_folder(os.path.dirname(os.path.abspath(config.results_json)), '--results_json folder')
     init_env(config.device_target, config.device_id)
     set_seed(config.seed)
     sets = open_sets(config.data_path, config.dataset, config.scale)

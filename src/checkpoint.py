@@ -257,7 +257,9 @@ def save_mindspore_checkpoint(params, path, metadata=None):
     fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp.ckpt', dir=folder)
     os.close(fd)
     try:
-        entries = [{'name': k, 'data': ms.Tensor(np.ascontiguousarray(v))} for k, v in params.items()]
+        # np.ascontiguousarray alone turns 0-d arrays (per-tensor quant bounds) into shape (1,)
+        entries = [{'name': k, 'data': ms.Tensor(np.ascontiguousarray(v).reshape(np.shape(v)))}
+                   for k, v in params.items()]
         ms.save_checkpoint(entries, tmp, append_dict=metadata or None)
         os.replace(tmp, path)
     finally:

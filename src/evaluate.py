@@ -36,8 +36,7 @@ def evaluate_set(net, pairs, scale, settings=InferenceSettings(), save_dir=None,
                                            settings.overlap, settings.self_ensemble))
         psnrs.append(calculate_psnr(sr, hr, crop_border=scale))
         ssims.append(calculate_ssim(sr, hr, crop_border=scale))
-        if save_dir:
-            os.makedirs(save_dir, exist_ok=True)
+        if save_dir:  # atomic_path creates the folder (an unwritable one is a UserError)
             with atomic_path(os.path.join(save_dir, f'{name}.png')) as tmp:
                 Image.fromarray(sr).save(tmp, format='PNG')
     return {'psnr': round(sum(psnrs) / len(psnrs), 4), 'ssim': round(sum(ssims) / len(ssims), 4),

@@ -6,7 +6,11 @@ from mindspore import Tensor
 
 def compiled(net):
     """The network's forward in graph mode (``ms.jit``): ~3x faster than PyNative here for EDSR.
-    It compiles once per input shape and reads Parameters at call time, so later bound updates count."""
+
+    It compiles once per input shape, and MindSpore caches that graph per network (a new ``compiled(net)``
+    reuses it). The graph sees in-place Parameter updates (``ops.assign``) but not ``Parameter.set_data``
+    (new storage) nor changed Python attributes (``observing``, ``grad_scale``): compile only after
+    calibration has finished changing the network (MindSpore 2.10, measured)."""
     return ms.jit(net.construct)
 
 

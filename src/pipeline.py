@@ -130,6 +130,9 @@ def load_quant_checkpoint(path, arch=None, scale=None):
     spec = QuantSpec(meta['w_bit'], meta['a_bit'], tuple(meta['int8_scope']), tuple(meta['fp_scope']))
     convert_to_quant(net, spec)
     params = {k: v.asnumpy() for k, v in raw.items() if isinstance(v, ms.Parameter)}
+    for name, p in net.parameters_and_names():  # files saved before the 0-d fix hold per-tensor bounds as (1,)
+        if p.shape == () and name in params and params[name].shape == (1,):
+            params[name] = params[name].reshape(())
     assign_params(net, params, os.path.basename(path))
     for name, q in _all_quantizers(net):
         q.grad_scale = meta['grad_scales'][name]

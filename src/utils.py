@@ -10,6 +10,7 @@ import numpy as np
 from src.errors import UserError
 
 DEVICES = ('Ascend', 'GPU', 'CPU')
+_CPU_THREADS_SET = []  # MindSpore refuses to set thread counts twice per process; main() may run again
 
 
 def init_env(device_target, device_id=0, threads=None):
@@ -20,11 +21,20 @@ def init_env(device_target, device_id=0, threads=None):
     if not ms.hal.is_available(device_target):
         raise UserError(f'--device_target {device_target} is not available in this MindSpore installation '
                         f'(no driver or plugin): install MindSpore for {device_target} or use --device_target CPU')
-    ms.set_device(device_target, device_id)
-    if device_target == 'CPU':
+    current = ms.get_context('device_target')
+    try:
+        ms.set_device(device_target, device_id)
+    except RuntimeError:
+        # MindSpore fixes the device at its first kernel; main() run again in one process (a notebook, the
+        # tests) then finds it set, which is fine when it is the device asked for.
+        if current != device_target:
+            raise UserError(f'MindSpore already runs on {current} in this process: '
+                            f'start a new process for --device_target {device_target}') from None
+    if device_target == 'CPU' and not _CPU_THREADS_SET:
         # Few-core machines: one dispatch thread and all cores for the kernels measured fastest.
         ms.device_context.cpu.op_tuning.threads_num(threads or os.cpu_count() or 1)
         ms.runtime.dispatch_threads_num(1)
+        _CPU_THREADS_SET.append(threads or os.cpu_count() or 1)
 
 
 def set_seed(seed):
@@ -32,6 +42,18 @@ def set_seed(seed):
     random.seed(seed)
     np.random.seed(seed)
     ms.set_seed(seed)
+
+
+def prepare_output_folder(path, flag='--output_path'):
+    """Create ``path`` and check that files can be written there, before any long computation starts."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f'{flag} {path} is a file, not a folder: choose a folder')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f'cannot write to {flag} {path} ({e.strerror}): choose a writable folder') from None
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from tqdm import tqdm
 
 from src.quant.fake_quant import grad_scale_for
 from src.quant.observer import DBDCObserver, MinMaxObserver, PercentileObserver, weight_minmax_per_channel
-from src.quant.state import input_quantizers, observing, weight_quantizers
+from src.quant.state import input_quantizers, observing, set_weight_quant, weight_quantizers
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,19 @@ def init_weight_bounds(qnet):
         quant.grad_scale = grad_scale_for(weight.size, quant.bits)
 
 
-def calibrate_act_bounds(qnet, batches, settings, quantize_weights=True):
+def calibrate_act_bounds(qnet, batches, settings):
     """Feed ``batches`` (float32 NCHW arrays) through ``qnet`` with observers on every conv input,
-    then set each input quantizer's bounds from its observer. Returns {layer: (lower, upper)}."""
-    with observing(qnet, settings.make_observer, quantize_weights) as observers:
-        for batch in tqdm(batches, desc=f'{settings.method} calibration', unit='batch', leave=False):
+    then set each input quantizer's bounds from its observer. Returns {layer: (lower, upper)}.
+
+    As released, the first batch runs with float weights and later batches with fake-quantized
+    weights (a weight quantizer leaves calibration mode after its first call); activations are
+    always observed unquantized. This reproduces the reference DBDC bounds to float precision.
+    """
+    with observing(qnet, settings.make_observer) as observers:
+        for i, batch in enumerate(tqdm(batches, desc=f'{settings.method} calibration', unit='batch', leave=False)):
             qnet(Tensor(batch))
+            if i == 0:
+                set_weight_quant(qnet, True)
     result = {}
     for name, quant in input_quantizers(qnet):
         quant.set_bounds(*observers[name].bounds())

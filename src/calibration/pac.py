@@ -29,54 +29,45 @@ class PacSettings:
     log_every: int = 10
 
 
-def _loss_fn(qnet, fea_weight, fea_grad):
+def _make_step(qnet, fp_net, params, settings):
+    """One graph-compiled step: FP teacher forward, quantized forward, loss and bound gradients.
+
+    Graph mode is ~10x faster than PyNative here; it compiles once per phase (one input shape).
+    """
     def loss_fn(x, y_fp, feats_fp):
         y_q, feats_q = qnet.forward_features(x)
-        if not fea_grad:
+        if not settings.fea_grad:
             feats_q = [ops.stop_gradient(f) for f in feats_q]
         l1 = pixel_l1_loss(y_q, y_fp)
         fea = attention_feature_loss(feats_q, feats_fp)
-        return l1 + fea_weight * fea, l1, fea
-    return loss_fn
+        return l1 + settings.fea_weight * fea, l1, fea
 
+    grad_fn = ms.value_and_grad(loss_fn, None, ParameterTuple(params), has_aux=True)
 
-class _Trainable:
-    """Only ``params`` require gradients inside the block, so no conv-weight gradient is computed."""
-
-    def __init__(self, net, params):
-        self.net, self.names = net, {p.name for p in params}
-
-    def __enter__(self):
-        self.saved = {p.name: p.requires_grad for p in self.net.get_parameters()}
-        for p in self.net.get_parameters():
-            p.requires_grad = p.name in self.names
-
-    def __exit__(self, *exc):
-        for p in self.net.get_parameters():
-            p.requires_grad = self.saved[p.name]
+    @ms.jit
+    def step(x):
+        y_fp, feats_fp = fp_net.forward_features(x)
+        return grad_fn(x, ops.stop_gradient(y_fp), [ops.stop_gradient(f) for f in feats_fp])
+    return step
 
 
 def _run_phase(qnet, fp_net, batches, kind, lrs, settings, log):
     params = bound_parameters(qnet, kind)
-    grad_fn = ms.value_and_grad(_loss_fn(qnet, settings.fea_weight, settings.fea_grad), None,
-                                ParameterTuple(params), has_aux=True)
+    step = _make_step(qnet, fp_net, params, settings)
     adam = TorchAdam([p.shape for p in params])
     history = []
-    with _Trainable(qnet, params):
-        bar = tqdm(batches, desc=f'PaC {kind} bounds', unit='it', leave=False)
-        for k, batch in enumerate(bar):
-            x = Tensor(batch)
-            y_fp, feats_fp = fp_net.forward_features(x)
-            (loss, l1, fea), grads = grad_fn(x, y_fp, feats_fp)
-            lr = cosine_lr(lrs[0], lrs[1], k, len(batches))
-            new = adam.step([p.asnumpy() for p in params], [g.asnumpy() for g in grads], lr)
-            for p, value in zip(params, new):
-                p.set_data(Tensor(value))
-            history.append((float(l1.asnumpy()), float(settings.fea_weight * fea.asnumpy())))
-            bar.set_postfix(l1=f'{history[-1][0]:.5f}')
-            if (k + 1) % settings.log_every == 0 or k + 1 == len(batches):
-                log(f'PaC {kind} iter {k + 1}/{len(batches)} lr {lr:.3g} l1 {history[-1][0]:.6f} '
-                    f'fea {history[-1][1]:.6f} avg-l1 {np.mean([h[0] for h in history]):.6f}')
+    bar = tqdm(batches, desc=f'PaC {kind} bounds', unit='it', leave=False)
+    for k, batch in enumerate(bar):
+        (_, l1, fea), grads = step(Tensor(batch))
+        lr = cosine_lr(lrs[0], lrs[1], k, len(batches))
+        new = adam.step([p.asnumpy() for p in params], [g.asnumpy() for g in grads], lr)
+        for p, value in zip(params, new):
+            ops.assign(p, Tensor(value))  # in place: the compiled step reads this memory
+        history.append((float(l1.asnumpy()), float(settings.fea_weight * fea.asnumpy())))
+        bar.set_postfix(l1=f'{history[-1][0]:.5f}')
+        if (k + 1) % settings.log_every == 0 or k + 1 == len(batches):
+            log(f'PaC {kind} iter {k + 1}/{len(batches)} lr {lr:.3g} l1 {history[-1][0]:.6f} '
+                f'fea {history[-1][1]:.6f} avg-l1 {np.mean([h[0] for h in history]):.6f}')
     return history
 
 

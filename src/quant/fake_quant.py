@@ -44,17 +44,23 @@ class FakeQuantizer(nn.Cell):
     def construct(self, x):
         if self.observing:
             return x
-        lower = _scale_gradient(self.lower, self.grad_scale)
-        upper = _scale_gradient(self.upper, self.grad_scale)
+        # LSQ gradient scale: value of the bound, gradient × grad_scale (the release's operation order).
+        # Written inline: MindSpore 2.10's graph compiler mis-resolved a helper function called here
+        # when recompiling for a new input shape late in a run.
+        lower_s, upper_s = self.lower * self.grad_scale, self.upper * self.grad_scale
+        lower = ops.stop_gradient(self.lower - lower_s) + lower_s
+        upper = ops.stop_gradient(self.upper - upper_s) + upper_s
         span = ops.maximum(upper - lower, MIN_SPAN)
         z = ops.clamp((x - lower) / span, 0.0, 1.0) * self.levels
         q = ops.stop_gradient(ops.round(z) - z) + z
         return q * span / self.levels + lower
 
     def set_bounds(self, lower, upper):
+        # In place (ops.assign): a graph compiled by ms.jit keeps reading the original Parameter
+        # memory, so set_data after compilation would be silently ignored there.
         shape = self.lower.shape
-        self.lower.set_data(Tensor(np.asarray(lower, np.float32).reshape(shape)))
-        self.upper.set_data(Tensor(np.asarray(upper, np.float32).reshape(shape)))
+        ops.assign(self.lower, Tensor(np.asarray(lower, np.float32).reshape(shape)))
+        ops.assign(self.upper, Tensor(np.asarray(upper, np.float32).reshape(shape)))
 
     def bounds(self):
         return self.lower.asnumpy(), self.upper.asnumpy()
@@ -63,8 +69,3 @@ class FakeQuantizer(nn.Cell):
         kind = f'per-channel({self.lower.shape[0]})' if self.lower.shape else 'per-tensor'
         return f'bits={self.bits}, {kind}, grad_scale={self.grad_scale:.3g}'
 
-
-def _scale_gradient(x, scale):
-    """``x`` in value, ``scale · ∂`` in gradient (same operation order as the PyTorch release)."""
-    scaled = x * scale
-    return ops.stop_gradient(x - scaled) + scaled

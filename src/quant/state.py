@@ -22,23 +22,26 @@ def bound_parameters(net, kind):
     return [p for q in quantizers for p in (q.lower, q.upper)]
 
 
+def set_weight_quant(net, enabled):
+    """Fake-quantize the weights (True) or pass them through unchanged (False)."""
+    for _, quant, _ in weight_quantizers(net):
+        quant.observing = not enabled
+
+
 @contextlib.contextmanager
-def observing(net, make_observer, quantize_weights=True):
+def observing(net, make_observer):
     """Inside the block every conv input passes through unquantized and is fed to its own observer.
 
     Yields {layer name: observer}. Each input quantizer's gradient scale is fixed from the first batch
-    it sees. With ``quantize_weights`` the weights stay fake-quantized while activations are observed,
-    as in the released code, where a weight quantizer leaves calibration mode after its first call.
+    it sees. Weights pass through too until the caller switches them on with ``set_weight_quant``.
     Forward pre-hooks only run in PyNative mode, which calibration uses.
     """
     observers, handles = {}, []
-    weight_quants = [q for _, q, _ in weight_quantizers(net)]
     for name, quant in input_quantizers(net):
         observers[name] = make_observer(quant.bits)
         handles.append(quant.register_forward_pre_hook(_recorder(quant, observers[name])))
         quant.observing = True
-    for quant in weight_quants:
-        quant.observing = not quantize_weights
+    set_weight_quant(net, False)
     try:
         yield observers
     finally:
@@ -46,8 +49,7 @@ def observing(net, make_observer, quantize_weights=True):
             handle.remove()
         for _, quant in input_quantizers(net):
             quant.observing = False
-        for quant in weight_quants:
-            quant.observing = False
+        set_weight_quant(net, True)
 
 
 def _recorder(quant, observer):

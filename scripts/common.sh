@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Helpers shared by the run_*.sh scripts (sourced, not run).
+
+get_real_path() {
+  if [ "${1:0:1}" == "/" ]; then echo "$1"; else realpath -m "$PWD/$1"; fi
+}
+
+require_dir() {
+  if [ ! -d "$1" ]; then echo "error: $2 $1 is not a directory" >&2; exit 2; fi
+}
+
+require_file() {
+  if [ ! -f "$1" ]; then echo "error: $2 $1 is not a file" >&2; exit 2; fi
+}
+
+# run_logged LOG CMD...: run in the foreground, output to the terminal and to LOG; exit with CMD's status.
+run_logged() {
+  local log=$1; shift
+  mkdir -p "$(dirname "$log")"
+  echo "log: $log"
+  "$@" 2>&1 | tee "$log"
+  return "${PIPESTATUS[0]}"
+}

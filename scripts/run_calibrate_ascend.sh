@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Usage: bash run_calibrate_ascend.sh [CALIB_PATH] [CHECKPOINT_PATH] [CONFIG_PATH] [SCALE] [W_BIT] [A_BIT] [METHOD] [DEVICE_ID]
+exec bash "$(dirname "$0")/run_calibrate.sh" Ascend "$@"

@@ -20,7 +20,6 @@ PyTorch files are read by ``src.torch_pickle`` (no torch needed; nothing in the 
 import dataclasses
 import os
 import re
-import tempfile
 
 import mindspore as ms
 import numpy as np
@@ -28,6 +27,7 @@ import numpy as np
 from src.build import ARCHS
 from src.edsr import RGB_MEAN
 from src.errors import UserError
+from src.utils import atomic_path
 from src.torch_pickle import is_torch_file, load_torch_file, require_file
 
 _PRETTY = {'edsr_baseline': 'EDSR-baseline', 'edsr': 'EDSR', 'msrresnet': 'MSRResNet'}
@@ -251,17 +251,8 @@ def save_mindspore_checkpoint(params, path, metadata=None):
     bad = [k for k, v in metadata.items() if '.' in k or not isinstance(v, (str, int, float, bool))]
     if bad:
         raise TypeError(f'metadata {bad} must have dot-free names and str/int/float/bool values')
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f'output folder does not exist: {folder} (create it first)')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp.ckpt', dir=folder)
-    os.close(fd)
-    try:
-        # np.ascontiguousarray alone turns 0-d arrays (per-tensor quant bounds) into shape (1,)
-        entries = [{'name': k, 'data': ms.Tensor(np.ascontiguousarray(v).reshape(np.shape(v)))}
-                   for k, v in params.items()]
+    # np.ascontiguousarray alone turns 0-d arrays (per-tensor quant bounds) into shape (1,)
+    entries = [{'name': k, 'data': ms.Tensor(np.ascontiguousarray(v).reshape(np.shape(v)))}
+               for k, v in params.items()]
+    with atomic_path(path) as tmp:
         ms.save_checkpoint(entries, tmp, append_dict=metadata or None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

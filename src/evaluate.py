@@ -7,7 +7,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from src.dataset import BenchmarkPairs
-from src.inference import compiled, super_resolve
+from src.inference import AdaptiveForward, super_resolve
 from src.metric import calculate_psnr, calculate_ssim, tensor_to_uint8
 from src.utils import atomic_path
 
@@ -29,7 +29,7 @@ def open_sets(data_path, names, scale):
 def evaluate_set(net, pairs, scale, settings=InferenceSettings(), save_dir=None, desc=None):
     """Mean PSNR / SSIM over one set; SR images go to ``save_dir`` when given."""
     start, psnrs, ssims = time.time(), [], []
-    forward = compiled(net)
+    forward = AdaptiveForward(net)
     for i in tqdm(range(len(pairs)), desc=desc or pairs.name, unit='img', leave=False):
         name, lr, hr = pairs[i]
         sr = tensor_to_uint8(super_resolve(forward, lr, scale, settings.chop, settings.tile,

@@ -2,12 +2,12 @@
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from src.build import build_net
-from src.calibration.bounds import ObserverSettings, calibrate_act_bounds, init_weight_bounds
+from src.calibration.bounds import ObserverSettings, apply_act_bounds, init_weight_bounds, observe_act_bounds
 from src.calibration.pac import PacSettings, pixel_aware_calibration
 from src.checkpoint import assign_params, check_compatible, read_checkpoint, save_mindspore_checkpoint
 from src.dataset import CalibrationImages, random_crop_batches
@@ -51,34 +51,58 @@ class CalibrationPlan:
 
 def calibrate(fp_net, info, plan, log=print):
     """A calibrated fake-quantized copy of ``fp_net`` and a report of bounds and stage timings."""
-    if plan.method not in METHODS:
-        raise UserError(f"unknown method '{plan.method}': use one of {', '.join(METHODS)}")
-    timings = {}
-    start = time.time()
-    images = CalibrationImages(plan.calib_path, info.scale, plan.num_calib_images)
-    crops = random_crop_batches(images, plan.patch_size, plan.calib_batch_size, plan.calib_batches, plan.seed)
-    batches = [images.patches(c, plan.patch_size) for c in crops]
-    timings['data_seconds'] = round(time.time() - start, 1)
+    return calibrate_methods(fp_net, info, plan, (plan.method,), log)[plan.method]
 
-    qnet = quantized_copy(fp_net, info, plan.spec)
+
+def calibration_batches(plan, scale, count, batch_size, seed):
+    images = CalibrationImages(plan.calib_path, scale, plan.num_calib_images)
+    crops = random_crop_batches(images, plan.patch_size, batch_size, count, seed)
+    return [images.patches(c, plan.patch_size) for c in crops]
+
+
+def calibrate_methods(fp_net, info, plan, methods, log=print):
+    """{method: (qnet, report)} for several methods sharing one observation pass over the data.
+
+    MinMax, Percentile and DBDC see the same activations (weights are calibrated identically), so
+    their statistics come from one pass; PTQ4SR continues from the DBDC bounds with PaC.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method '{unknown[0]}': use one of {', '.join(METHODS)}")
     start = time.time()
-    init_weight_bounds(qnet)
-    observer = ObserverSettings(**{**asdict(plan.observer), 'method': 'dbdc' if plan.method == 'ptq4sr' else plan.method})
-    calibrate_act_bounds(qnet, batches, observer)
-    timings['act_bounds_seconds'] = round(time.time() - start, 1)
-    report = {'timings': timings}
-    if plan.method == 'ptq4sr':
-        pac_crops = random_crop_batches(images, plan.patch_size, plan.pac_batch_size, 2 * plan.pac.iters, plan.pac_seed)
-        start = time.time()
-        pac = pixel_aware_calibration(qnet, fp_net, [images.patches(c, plan.patch_size) for c in pac_crops],
-                                      plan.pac, log)
-        timings['pac_act_seconds'], timings['pac_weight_seconds'] = pac['act']['seconds'], pac['weight']['seconds']
-        timings['pac_seconds'] = round(time.time() - start, 1)
-        report['pac_loss'] = {k: {'l1_first': v['l1'][0], 'l1_last': v['l1'][-1], 'l1_mean': float(np.mean(v['l1']))}
-                              for k, v in pac.items()}
-    qnet.set_train(False)
-    report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}
-    return qnet, report
+    batches = calibration_batches(plan, info.scale, plan.calib_batches, plan.calib_batch_size, plan.seed)
+    data_seconds = round(time.time() - start, 1)
+    observed = sorted({'dbdc' if m == 'ptq4sr' else m for m in methods})
+    start = time.time()
+    probe = quantized_copy(fp_net, info, plan.spec)
+    init_weight_bounds(probe)
+    bounds = observe_act_bounds(probe, batches, plan.observer, observed)
+    observe_seconds = round(time.time() - start, 1)
+    results = {}
+    for method in methods:
+        qnet = quantized_copy(fp_net, info, plan.spec)
+        init_weight_bounds(qnet)
+        apply_act_bounds(qnet, bounds['dbdc' if method == 'ptq4sr' else method])
+        for (_, src), (_, dst) in zip(input_quantizers(probe), input_quantizers(qnet)):
+            dst.grad_scale = src.grad_scale
+        timings = {'data_seconds': data_seconds, 'act_bounds_seconds': observe_seconds}
+        report = {'timings': timings}
+        if method == 'ptq4sr':
+            report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log)
+        qnet.set_train(False)
+        report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}
+        results[method] = (qnet, report)
+    return results
+
+
+def _run_pac(qnet, fp_net, info, plan, timings, log):
+    start = time.time()
+    batches = calibration_batches(plan, info.scale, 2 * plan.pac.iters, plan.pac_batch_size, plan.pac_seed)
+    pac = pixel_aware_calibration(qnet, fp_net, batches, plan.pac, log)
+    timings['pac_act_seconds'], timings['pac_weight_seconds'] = pac['act']['seconds'], pac['weight']['seconds']
+    timings['pac_seconds'] = round(time.time() - start, 1)
+    return {k: {'l1_first': v['l1'][0], 'l1_last': v['l1'][-1], 'l1_mean': float(np.mean(v['l1']))}
+            for k, v in pac.items()}
 
 
 def quantized_copy(fp_net, info, spec):

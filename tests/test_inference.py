@@ -6,7 +6,7 @@ from mindspore import Tensor, ops
 
 from src.build import build_net
 from src.checkpoint import assign_params
-from src.inference import compiled, super_resolve
+from src.inference import AdaptiveForward, super_resolve
 
 SCALE = 2
 # conv_first, 2 blocks x 2 convs, conv_after_body and the upsampler conv at LR, conv_last at HR:
@@ -110,12 +110,15 @@ def test_self_ensemble_is_equivariant_for_any_net(net):
     np.testing.assert_allclose(transposed, ensemble.transpose(1, 0, 2), atol=1e-5)
 
 
-def test_compiled_matches_pynative(net):
+def test_adaptive_forward_matches_pynative(net):
     lr = lr_image(12, 16, seed=3)
-    forward = compiled(net)
-    base = super_resolve(forward, lr, SCALE)
+    forward = AdaptiveForward(net)
+    first = super_resolve(forward, lr, SCALE)  # new shape: PyNative
+    base = super_resolve(forward, lr, SCALE)  # repeated shape: graph
+    assert forward.seen == {(1, 3, 12, 16)}
+    np.testing.assert_allclose(base, first, atol=1e-5)
     np.testing.assert_allclose(base, super_resolve(net, lr, SCALE), atol=1e-5)
-    # in-place updates reach the compiled graph (set_data does not: see compiled's docstring);
+    # in-place updates reach the compiled graph (set_data does not: see AdaptiveForward's docstring);
     # conv_last's bias is added before the /255 de-normalisation
     bias = net.conv_last.bias
     before = bias.asnumpy().copy()

@@ -1,5 +1,5 @@
 """Bound initialisation: per-channel min/max for weights, an observer per conv input for activations."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mindspore import Tensor
 from tqdm import tqdm
@@ -7,6 +7,8 @@ from tqdm import tqdm
 from src.quant.fake_quant import grad_scale_for
 from src.quant.observer import DBDCObserver, MinMaxObserver, PercentileObserver, weight_minmax_per_channel
 from src.quant.state import input_quantizers, observing, set_weight_quant, weight_quantizers
+
+OBSERVED_METHODS = ('minmax', 'percentile', 'dbdc')
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,17 @@ class ObserverSettings:
         raise ValueError(f"unknown calibration method '{self.method}': use minmax, percentile or dbdc")
 
 
+class _Fanout:
+    """Feeds one conv input to an observer per method, so one pass over the data serves them all."""
+
+    def __init__(self, observers):
+        self.observers = observers
+
+    def update(self, x):
+        for observer in self.observers.values():
+            observer.update(x)
+
+
 def init_weight_bounds(qnet):
     """Per output channel: the min and max of that channel's weights (no clipping), once."""
     for _, quant, weight in weight_quantizers(qnet):
@@ -37,21 +50,33 @@ def init_weight_bounds(qnet):
         quant.grad_scale = grad_scale_for(weight.size, quant.bits)
 
 
-def calibrate_act_bounds(qnet, batches, settings):
-    """Feed ``batches`` (float32 NCHW arrays) through ``qnet`` with observers on every conv input,
-    then set each input quantizer's bounds from its observer. Returns {layer: (lower, upper)}.
+def observe_act_bounds(qnet, batches, settings, methods=None):
+    """{method: {layer: (lower, upper)}} for ``methods`` (default ``settings.method``), from one pass.
 
     As released, the first batch runs with float weights and later batches with fake-quantized
     weights (a weight quantizer leaves calibration mode after its first call); activations are
     always observed unquantized. This reproduces the reference DBDC bounds to float precision.
+    Input quantizers get their gradient scale from the first batch.
     """
-    with observing(qnet, settings.make_observer) as observers:
-        for i, batch in enumerate(tqdm(batches, desc=f'{settings.method} calibration', unit='batch', leave=False)):
+    methods = tuple(methods or (settings.method,))
+    makers = {m: replace(settings, method=m).make_observer for m in methods}
+    with observing(qnet, lambda bits: _Fanout({m: make(bits) for m, make in makers.items()})) as fanouts:
+        for i, batch in enumerate(tqdm(batches, desc=f"{'+'.join(methods)} calibration", unit='batch', leave=False)):
             qnet(Tensor(batch))
             if i == 0:
                 set_weight_quant(qnet, True)
-    result = {}
+    return {m: {layer: tuple(fan.observers[m].bounds()) for layer, fan in fanouts.items()} for m in methods}
+
+
+def apply_act_bounds(qnet, bounds):
+    """Set every input quantizer's (lower, upper) from ``{layer: (lower, upper)}``."""
     for name, quant in input_quantizers(qnet):
-        quant.set_bounds(*observers[name].bounds())
-        result[name] = tuple(float(v) for v in observers[name].bounds())
-    return result
+        quant.set_bounds(*bounds[name])
+
+
+def calibrate_act_bounds(qnet, batches, settings):
+    """Observe ``batches`` (float32 NCHW arrays) with ``settings.method`` and set the input bounds.
+    Returns {layer: (lower, upper)}."""
+    bounds = observe_act_bounds(qnet, batches, settings)[settings.method]
+    apply_act_bounds(qnet, bounds)
+    return bounds

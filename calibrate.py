@@ -14,7 +14,7 @@ from src.calibration.pac import PacSettings
 from src.errors import UserError
 from src.pipeline import CalibrationPlan, calibrate, load_fp_net, save_quant_checkpoint
 from src.quant.convert import QuantSpec
-from src.utils import init_env, prepare_output_folder, set_seed, write_json_atomic
+from src.utils import init_env, prepare_output_folder, run_cli, set_seed, write_json_atomic
 
 
 def plan_from_config(config, scale):
@@ -58,18 +58,12 @@ def run_calibrate(config):
 
 
 def main(argv=None):
-    try:
+    def body():
         config = get_config(argv, description=__doc__.splitlines()[0])
         start = time.time()
         moxing_wrapper(config)(run_calibrate)(config)
         print(f'done in {time.time() - start:.0f} s')
-    except UserError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('interrupted: no checkpoint was written (an earlier one, if any, is unchanged)', file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(body, 'no checkpoint was written (an earlier one, if any, is unchanged)')
 
 
 if __name__ == '__main__':

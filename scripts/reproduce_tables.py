@@ -5,7 +5,8 @@
 
 Every (scale, bits, method) cell is cached as results/cells/<cell>.json the moment it is done, so an
 interrupted run resumes where it stopped. MinMax, Percentile and DBDC of one (scale, bits) share one
-calibration pass; PTQ4SR continues from the DBDC bounds. Writes results/tables.md and tables.json.
+calibration pass; PTQ4SR continues from the DBDC bounds. Writes results/tables.md, tables.json and
+psnr_vs_bits_x<scale>.png (PSNR against bit width, one panel per test set).
 """
 import argparse
 import json
@@ -20,9 +21,24 @@ from model_utils.config import get_config  # noqa: E402
 from src.errors import UserError  # noqa: E402
 from src.evaluate import evaluate, open_sets  # noqa: E402
 from src.pipeline import calibrate_methods, load_fp_net  # noqa: E402
-from src.utils import init_env, package_versions, write_json_atomic  # noqa: E402
+from src.plot import save_psnr_chart  # noqa: E402
+from src.utils import init_env, package_versions, run_cli, write_json_atomic  # noqa: E402
 
 LABELS = {'fp': 'FP', 'minmax': 'MinMax', 'percentile': 'Percentile', 'dbdc': 'DBDC', 'ptq4sr': 'DBDC+PaC (PTQ4SR)'}
+
+
+def _list_of(allowed, cast=str):
+    """argparse type: a comma-separated list whose items are all in ``allowed``."""
+    def parse(text):
+        try:
+            items = [cast(t.strip()) for t in text.split(',') if t.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not a comma-separated list of {cast.__name__}') from None
+        bad = [i for i in items if i not in allowed]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f'{text!r}: choose from {", ".join(map(str, allowed))}')
+        return items
+    return parse
 
 
 def parse_args(argv):
@@ -32,9 +48,9 @@ def parse_args(argv):
     p.add_argument('--data_path', default='../shared/datasets/benchmark')
     p.add_argument('--calib_path', default='../shared/datasets/train/BSD200')
     p.add_argument('--datasets', default='Set5,Set14,B100')
-    p.add_argument('--scales', default='4,2')
-    p.add_argument('--bits', default='4,6,8', help='W=A bit widths')
-    p.add_argument('--methods', default='fp,minmax,percentile,dbdc,ptq4sr')
+    p.add_argument('--scales', default='4,2', type=_list_of((2, 3, 4), int))
+    p.add_argument('--bits', default='4,6,8', type=_list_of(tuple(range(2, 9)), int), help='W=A bit widths')
+    p.add_argument('--methods', default='fp,minmax,percentile,dbdc,ptq4sr', type=_list_of(tuple(LABELS)))
     p.add_argument('--out', default='results')
     p.add_argument('--device_target', default='CPU')
     p.add_argument('--extra', default='', help='more eval.py/calibrate.py flags for every cell, e.g. "--pac_iters 10"')
@@ -65,6 +81,8 @@ def run_group(args, scale, bits, methods, sets):
         cell = {'model': info.arch, 'scale': scale, 'w_bit': 32 if method == 'fp' else bits,
                 'a_bit': 32 if method == 'fp' else bits, 'method': method, 'results': results,
                 'timings': report['timings'], 'seed': config.seed, 'versions': package_versions()}
+        if method == 'ptq4sr':
+            cell['pac_seed'] = config.pac_seed
         write_json_atomic(os.path.join(args.out, 'cells', cell_name(scale, bits, method) + '.json'), cell)
         print(f"{cell_name(scale, bits, method)}: " + ', '.join(f"{k} {v['psnr']:.3f}" for k, v in results.items()),
               flush=True)
@@ -97,35 +115,30 @@ def write_tables(args, scales, bits_list, methods, set_names):
     with atomic_output(os.path.join(args.out, 'tables.md')) as f:
         f.write('\n'.join(lines))
     write_json_atomic(os.path.join(args.out, 'tables.json'), cells)
+    for scale in scales:
+        save_psnr_chart(cells, scale, os.path.join(args.out, f'psnr_vs_bits_x{scale}.png'), LABELS)
+
+
+def run_tables(args):
+    scales, bits_list, methods = args.scales, args.bits, args.methods
+    init_env(args.device_target)
+    set_names = [s.name for s in open_sets(args.data_path, args.datasets, scales[0])]
+    for scale in scales:
+        sets = open_sets(args.data_path, args.datasets, scale)
+        for bits in bits_list:
+            todo = [m for m in methods if not os.path.isfile(
+                os.path.join(args.out, 'cells', cell_name(scale, bits, m) + '.json'))]
+            if 'fp' in todo:
+                run_group(args, scale, bits, ['fp'], sets)
+            todo = [m for m in todo if m != 'fp']
+            if todo:
+                run_group(args, scale, bits, todo, sets)
+            write_tables(args, scales, bits_list, methods, set_names)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        scales = [int(s) for s in args.scales.split(',')]
-        bits_list = [int(b) for b in args.bits.split(',')]
-        methods = [m.strip() for m in args.methods.split(',')]
-        init_env(args.device_target)
-        sets = open_sets(args.data_path, args.datasets, scales[0])
-        set_names = [s.name for s in sets]
-        for scale in scales:
-            sets = open_sets(args.data_path, args.datasets, scale)
-            for bits in bits_list:
-                todo = [m for m in methods if not os.path.isfile(
-                    os.path.join(args.out, 'cells', cell_name(scale, bits, m) + '.json'))]
-                if 'fp' in todo:
-                    run_group(args, scale, bits, ['fp'], sets)
-                todo = [m for m in todo if m != 'fp']
-                if todo:
-                    run_group(args, scale, bits, todo, sets)
-                write_tables(args, scales, bits_list, methods, set_names)
-    except UserError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('interrupted: finished cells are cached; run the same command again to resume', file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(lambda: run_tables(args), 'finished cells are cached; run the same command again to resume')
 
 
 if __name__ == '__main__':

@@ -205,7 +205,7 @@ def read_checkpoint(path, param_key=None, arch=None):
 def check_compatible(info, path, arch=None, scale=None):
     """UserError when the requested ``arch``/``scale`` contradict what the checkpoint holds."""
     name = os.path.basename(str(path))
-    if arch is not None and arch != info.arch:
+    if arch and arch != info.arch:
         raise UserError(f'checkpoint {name} is {info.describe()} but --arch {arch} was given: '
                         f'pass --arch {info.arch} or a {arch} checkpoint')
     if scale is not None and int(scale) != info.scale:

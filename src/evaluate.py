@@ -1,4 +1,4 @@
-"""Benchmark evaluation: Y-channel PSNR / SSIM per set (SPEC §5), optional SR images, readable table."""
+"""Benchmark evaluation: Y-channel PSNR / SSIM per set (SPEC §5), optional SR images and crop comparisons, table."""
 import os
 import time
 from dataclasses import dataclass
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from PIL import Image
 from tqdm import tqdm
 
+from src.compare import bicubic_upscale, save_comparison
 from src.dataset import BenchmarkPairs
 from src.inference import AdaptiveForward, super_resolve
 from src.metric import calculate_psnr, calculate_ssim, tensor_to_uint8
@@ -26,8 +27,8 @@ def open_sets(data_path, names, scale):
     return [BenchmarkPairs(data_path, name, scale) for name in names]
 
 
-def evaluate_set(net, pairs, scale, settings=InferenceSettings(), save_dir=None, desc=None):
-    """Mean PSNR / SSIM over one set; SR images go to ``save_dir`` when given."""
+def evaluate_set(net, pairs, scale, settings=InferenceSettings(), on_image=None, desc=None):
+    """Mean PSNR / SSIM over one set; ``on_image(name, lr, hr, sr, psnr)`` sees every uint8 SR result."""
     start, psnrs, ssims = time.time(), [], []
     forward = AdaptiveForward(net)
     for i in tqdm(range(len(pairs)), desc=desc or pairs.name, unit='img', leave=False):
@@ -36,19 +37,35 @@ def evaluate_set(net, pairs, scale, settings=InferenceSettings(), save_dir=None,
                                            settings.overlap, settings.self_ensemble))
         psnrs.append(calculate_psnr(sr, hr, crop_border=scale))
         ssims.append(calculate_ssim(sr, hr, crop_border=scale))
-        if save_dir:  # atomic_path creates the folder (an unwritable one is a UserError)
-            with atomic_path(os.path.join(save_dir, f'{name}.png')) as tmp:
-                Image.fromarray(sr).save(tmp, format='PNG')
+        if on_image:
+            on_image(name, lr, hr, sr, psnrs[-1])
     return {'psnr': round(sum(psnrs) / len(psnrs), 4), 'ssim': round(sum(ssims) / len(ssims), 4),
             'images': len(psnrs), 'seconds': round(time.time() - start, 2)}
 
 
-def evaluate(net, sets, scale, settings=InferenceSettings(), save_root=None, tag=''):
-    """{set name: {psnr, ssim, images, seconds}} over ``sets`` (from ``open_sets``)."""
+def image_saver(folder, label, scale):
+    """``on_image`` callback for --save_sr: the SR PNG in ``folder`` and an HR | bicubic | ``label`` crop
+    comparison in ``folder``_compare (atomic writes; an unwritable folder is a UserError)."""
+    def save(name, lr, hr, sr, psnr):
+        with atomic_path(os.path.join(folder, f'{name}.png')) as tmp:
+            Image.fromarray(sr).save(tmp, format='PNG')
+        bicubic = bicubic_upscale(lr, scale)
+        panels = [('HR', hr, None), ('Bicubic', bicubic, calculate_psnr(bicubic, hr, crop_border=scale)),
+                  (label, sr, psnr)]
+        save_comparison(os.path.join(f'{folder}_compare', f'{name}.png'), panels)
+    return save
+
+
+def evaluate(net, sets, scale, settings=InferenceSettings(), save_root=None, tag='', label=None):
+    """{set name: {psnr, ssim, images, seconds}} over ``sets`` (from ``open_sets``).
+
+    With ``save_root``: SR images in <save_root>/<tag>/<set>/ and crop comparisons labelled ``label``
+    (default ``tag``) in <save_root>/<tag>/<set>_compare/.
+    """
     results = {}
     for pairs in sets:
-        save_dir = os.path.join(save_root, tag, pairs.name) if save_root else None
-        results[pairs.name] = evaluate_set(net, pairs, scale, settings, save_dir, desc=f'{tag} {pairs.name}'.strip())
+        saver = image_saver(os.path.join(save_root, tag, pairs.name), label or tag, scale) if save_root else None
+        results[pairs.name] = evaluate_set(net, pairs, scale, settings, saver, desc=f'{tag} {pairs.name}'.strip())
     return results
 
 

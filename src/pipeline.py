@@ -25,6 +25,8 @@ def load_fp_net(path, arch=None, scale=None):
     if not path:
         raise UserError('no checkpoint given: pass --pre_trained PATH (.pt, .pth or .ckpt)')
     params, info = read_checkpoint(path, arch=arch)
+    if any('_quant.' in name for name in params):  # else assign_params blames --arch/--scale
+        raise UserError(f'{path} is a quantized checkpoint (written by calibrate.py): pass it as --quant_ckpt')
     check_compatible(info, path, arch, scale)
     net = build_net(info.arch, info.scale, **info.overrides)
     assign_params(net, params, os.path.basename(path))
@@ -144,19 +146,17 @@ def load_quant_checkpoint(path, arch=None, scale=None):
     try:
         raw = ms.load_checkpoint(path)
     except (ValueError, RuntimeError, OSError) as e:
-        raise UserError(f'{path} is not a readable MindSpore checkpoint ({str(e).splitlines()[0][:80]})') from None
+        raise UserError(f"{path} is not a readable MindSpore checkpoint ({' '.join(str(e).split())}): "
+                        'pass a file written by calibrate.py') from None
     if META_KEY not in raw:
         raise UserError(f'{path} is not a quantized checkpoint (no {META_KEY}): pass it as --pre_trained instead')
-    meta = json.loads(str(raw.pop(META_KEY).asnumpy() if hasattr(raw[META_KEY], 'asnumpy') else raw.pop(META_KEY)))
+    meta = json.loads(raw.pop(META_KEY))  # append_dict strings come back as str
     if (arch and arch != meta['arch']) or (scale and int(scale) != meta['scale']):
         raise UserError(f"{path} holds {meta['arch']} ×{meta['scale']}: pass --arch {meta['arch']} --scale {meta['scale']}")
     net = build_net(meta['arch'], meta['scale'], num_feat=meta['num_feat'], num_block=meta['num_block'])
     spec = QuantSpec(meta['w_bit'], meta['a_bit'], tuple(meta['int8_scope']), tuple(meta['fp_scope']))
     convert_to_quant(net, spec)
     params = {k: v.asnumpy() for k, v in raw.items() if isinstance(v, ms.Parameter)}
-    for name, p in net.parameters_and_names():  # files saved before the 0-d fix hold per-tensor bounds as (1,)
-        if p.shape == () and name in params and params[name].shape == (1,):
-            params[name] = params[name].reshape(())
     assign_params(net, params, os.path.basename(path))
     for name, q in _all_quantizers(net):
         q.grad_scale = meta['grad_scales'][name]

@@ -1,15 +1,20 @@
-"""Environment set-up, seeding and atomic file writes."""
+"""Environment set-up, seeding, atomic file writes and termination by signal."""
 import contextlib
 import json
 import os
 import random
+import signal
+import sys
 import tempfile
+import threading
 
 import numpy as np
 
 from src.errors import UserError
 
 DEVICES = ('Ascend', 'GPU', 'CPU')
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _CPU_THREADS_SET = []  # MindSpore refuses to set thread counts twice per process; main() may run again
 
 
@@ -72,6 +77,7 @@ def atomic_path(path):
         raise UserError(f'cannot write to {folder} ({e.strerror}): choose a writable --output_path') from None
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -92,8 +98,59 @@ def write_json_atomic(path, data):
         f.write('\n')
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception: it unwinds like Ctrl-C, so ``atomic_path`` removes its temp file."""
+
+
+@contextlib.contextmanager
+def handle_termination():
+    """Within the block, SIGTERM raises ``Terminated`` (once; later ones are ignored so cleanup can
+    finish). The previous handler is restored on exit. Outside the main thread this does nothing.
+
+    This also covers Ctrl-C: once MindSpore has run a kernel, its own SIGINT handler sends the process
+    SIGTERM (checked with 2.10), which by default would kill it before any temp file is removed.
+    """
+    def raise_terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+    installed = threading.current_thread() is threading.main_thread()  # else signal.signal fails
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if installed else None
+    try:
+        yield
+    finally:
+        if installed:  # None: the previous handler was not set from Python, i.e. the default
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def print_last_line(text):
+    """Print the run's closing message on stderr on a line of its own: when an exception ends a loop,
+    its progress bar is still drawn (without a newline); ``tqdm.write`` clears the bars around the write."""
+    from tqdm import tqdm
+    tqdm.write(text, file=sys.stderr)
+
+
+def interrupted_exit_code(exc):
+    """The shell convention 128 + signal number: 143 after SIGTERM, 130 after a KeyboardInterrupt
+    (Ctrl-C before MindSpore's first kernel; afterwards MindSpore turns Ctrl-C into SIGTERM)."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
 def package_versions():
     """Versions that decide the numbers, recorded in every results JSON and quantized checkpoint."""
-    import sys
     import mindspore as ms
     return {'python': sys.version.split()[0], 'mindspore': ms.__version__, 'numpy': np.__version__}
+
+
+def run_cli(body, interrupted_note):
+    """Run an entry point's ``body()``: a UserError becomes one ``error:`` line and exit code 2, an
+    interruption one ``interrupted:`` line and 130 / 143; otherwise 0."""
+    try:
+        with handle_termination():
+            body()
+    except UserError as e:
+        print_last_line(f'error: {e}')
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as Terminated
+        print_last_line(f'interrupted: {interrupted_note}')
+        return interrupted_exit_code(e)
+    return 0

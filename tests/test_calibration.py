@@ -1,5 +1,6 @@
 """Calibration: weight/activation bound initialisation, PyTorch-formula Adam, PaC losses and PaC itself."""
 import src  # noqa: F401  (sets ONEDNN_MAX_CPU_ISA before MindSpore's first conv)
+import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import Tensor, ops
@@ -212,6 +213,16 @@ def test_attention_feature_loss_matches_numpy():
     got = attention_feature_loss([Tensor(f) for f in fq], [Tensor(f) for f in ffp])
     assert float(got.asnumpy()) == pytest.approx(want, rel=1e-5)
     assert float(attention_feature_loss([Tensor(fq[0])], [Tensor(fq[0] * 3)]).asnumpy()) == pytest.approx(0, abs=1e-12)
+
+
+def test_attention_feature_loss_gradient_of_an_all_zero_map_is_zero():
+    # PaC with fea_grad differentiates A(F_q); sqrt's slope at 0 once made this gradient NaN (torch gives 0)
+    rng = np.random.default_rng(5)
+    fq = rng.normal(0, 1, (2, 4, 3, 3)).astype(np.float32)
+    fq[0] = 0
+    ffp = Tensor(rng.normal(0, 1, fq.shape).astype(np.float32))
+    grad = ms.grad(lambda f: attention_feature_loss([f], [ffp]))(Tensor(fq)).asnumpy()
+    assert np.all(grad[0] == 0) and np.all(np.isfinite(grad[1])) and np.abs(grad[1]).max() > 0
 
 
 def test_pixel_l1_loss_known_value():

@@ -13,62 +13,18 @@ from PIL import Image
 
 import calibrate
 import eval as eval_cli
-from src.build import build_net
-from src.checkpoint import assign_params, save_mindspore_checkpoint
-from src.imresize import bicubic_downscale
+from conftest import CLI_HR_SIZES as HR_SIZES, CLI_SCALE as SCALE, message_line as error_line
 from src.metric import calculate_psnr, calculate_ssim
 from src.pipeline import load_quant_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCALE = 2
-HR_SIZES = ((20, 24), (21, 25))
 QUANT_ARGS = ['--method', 'minmax', '--w_bit', '8', '--a_bit', '8', '--num_calib_images', '4',
               '--calib_batches', '2', '--calib_batch_size', '2', '--patch_size', '8']
-
-
-def save_png(path, array):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(array).save(path)
-
-
-def tiny_checkpoint(path, scale, seed=0):
-    """EDSR F=8 B=2 with seeded variance-preserving weights, so the output depends on the input."""
-    net = build_net('edsr_baseline', scale, num_feat=8, num_block=2)
-    rng = np.random.RandomState(seed)
-    params = {n: (rng.normal(0, 1 / np.sqrt(np.prod(p.shape[1:])), p.shape) if n.endswith('weight')
-                  else rng.normal(0, 0.5, p.shape)).astype(np.float32) for n, p in net.parameters_and_names()}
-    assign_params(net, params, 'test weights')
-    save_mindspore_checkpoint(params, str(path), {'arch': 'edsr_baseline'})
-    return str(path)
-
-
-@pytest.fixture(scope='module')
-def files(tmp_path_factory):
-    """Tiny benchmark set (Tiny, 2 images), 4 LR calibration images and ×2 / ×3 tiny checkpoints."""
-    root = tmp_path_factory.mktemp('cli')
-    rng = np.random.RandomState(0)
-    for i, (h, w) in enumerate(HR_SIZES):
-        hr = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
-        save_png(str(root / 'bench' / 'Tiny' / 'HR' / f'im{i}.png'), hr)
-        save_png(str(root / 'bench' / 'Tiny' / 'LR_bicubic' / f'X{SCALE}' / f'im{i}x{SCALE}.png'),
-                 bicubic_downscale(hr, SCALE))
-    for i in range(4):
-        save_png(str(root / 'calib' / f'c{i}x{SCALE}.png'), rng.randint(0, 256, (12, 16, 3)).astype(np.uint8))
-    return {'root': root, 'bench': str(root / 'bench'), 'calib': str(root / 'calib'),
-            'ckpt': tiny_checkpoint(root / 'tiny_x2.ckpt', 2), 'ckpt_x3': tiny_checkpoint(root / 'tiny_x3.ckpt', 3)}
 
 
 def eval_args(files, out, *extra):
     return ['--scale', str(SCALE), '--data_path', files['bench'], '--dataset', 'Tiny',
             '--pre_trained', files['ckpt'], '--output_path', str(out), *extra]
-
-
-def error_line(err):
-    """The one 'error: ...' line of stderr (progress bars end in carriage returns, not newlines)."""
-    assert 'Traceback' not in err
-    lines = [line for line in re.split(r'[\r\n]', err) if line.startswith('error:')]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def test_eval_writes_results_and_sr_images(files, tmp_path, capsys):
@@ -170,18 +126,11 @@ def test_quantized_checkpoint_evaluates_like_one_run(files, quant_ckpt, tmp_path
     assert '--scale 2' in error_line(capsys.readouterr().err)
 
 
-def test_quantized_checkpoint_keeps_scalar_bounds(quant_ckpt, tmp_path):
+def test_quantized_checkpoint_keeps_scalar_bounds(quant_ckpt):
     raw = ms.load_checkpoint(str(quant_ckpt))
     assert raw['conv_first.input_quant.lower'].shape == ()
     assert raw['conv_first.weight_quant.lower'].shape == (8, 1, 1, 1)
     net, meta = load_quant_checkpoint(str(quant_ckpt), scale=2)
     assert (meta['method'], meta['w_bit'], meta['a_bit'], meta['num_feat'], meta['num_block']) == ('minmax', 8, 8, 8, 2)
-    # files saved before the 0-d fix hold per-tensor bounds as shape (1,): they still load, unchanged
-    legacy = tmp_path / 'legacy.ckpt'
-    entries = [{'name': k, 'data': ms.Tensor(v.asnumpy().reshape(v.shape or (1,)))}
-               for k, v in raw.items() if isinstance(v, ms.Parameter) and '.' in k]
-    ms.save_checkpoint(entries, str(legacy), append_dict={k: v for k, v in raw.items() if isinstance(v, str)})
-    assert ms.load_checkpoint(str(legacy))['conv_first.input_quant.lower'].shape == (1,)
-    old, _ = load_quant_checkpoint(str(legacy))
-    for (name, p), (_, q) in zip(net.parameters_and_names(), old.parameters_and_names()):
-        np.testing.assert_array_equal(p.asnumpy(), q.asnumpy(), err_msg=name)
+    assert net.conv_first.input_quant.lower.shape == ()
+    np.testing.assert_array_equal(net.conv_first.input_quant.lower.asnumpy(), raw['conv_first.input_quant.lower'].asnumpy())

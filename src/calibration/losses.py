@@ -10,8 +10,10 @@ def pixel_l1_loss(y_q, y_fp):
 def attention_map(feat, eps=1e-12):
     """Per-sample L2-normalised ``flatten(mean over channels of F²)`` (as F.normalize)."""
     a = (feat * feat).mean(axis=1).reshape(feat.shape[0], -1)
-    norm = ops.sqrt((a * a).sum(axis=1, keepdims=True))
-    return a / ops.maximum(norm, eps)
+    # sqrt(max(Σa², eps²)) = max(‖a‖, eps), but clamped before the sqrt: sqrt's infinite slope at 0
+    # made the gradient of an all-zero map NaN (0·inf) with fea_grad; torch's norm backward gives 0 there.
+    norm = ops.sqrt(ops.maximum((a * a).sum(axis=1, keepdims=True), eps * eps))
+    return a / norm
 
 
 def attention_feature_loss(feats_q, feats_fp):

@@ -1,0 +1,110 @@
+"""Every script in scripts/ run as a user runs it (bash / a fresh python), on the tiny shared fixtures: usage lines,
+one-line errors and exit codes, logs and outputs under PTQ4SR_OUTPUT, and resumable table reproduction."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import message_line
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(REPO, 'DIV2K_config.yaml')
+RUN_SCRIPTS = [f'run_{task}_{device}.sh' for task in ('eval', 'calibrate') for device in ('cpu', 'gpu', 'ascend')]
+CALIB_ARGS = '--calib_batches 2 --calib_batch_size 2 --patch_size 8 --pac_iters 1 --num_calib_images 4'
+
+
+def run(args, tmp_path, timeout=300, **env):
+    """Run ``args`` from the repo with the venv's python first on PATH and outputs under tmp_path/out."""
+    full_env = {**os.environ, 'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ['PATH'],
+                'PTQ4SR_OUTPUT': str(tmp_path / 'out'), **env}
+    return subprocess.run(args, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def script(name):
+    return os.path.join(REPO, 'scripts', name)
+
+
+@pytest.mark.parametrize('name', RUN_SCRIPTS)
+def test_no_arguments_prints_usage_and_exits_1(name, tmp_path):
+    result = run(['bash', script(name)], tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].startswith(f'Usage: bash {name} [')
+    assert 'PTQ4SR_OUTPUT' in result.stdout and not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('name', RUN_SCRIPTS)
+def test_missing_dataset_folder_exits_2_with_one_line(name, files, tmp_path):
+    result = run(['bash', script(name), str(tmp_path / 'nowhere'), files['ckpt'], CONFIG, '2'], tmp_path)
+    assert result.returncode == 2 and result.stdout == ''
+    what = 'DATASET_PATH' if name.startswith('run_eval') else 'CALIB_PATH'
+    assert result.stderr == f'error: {what} {tmp_path / "nowhere"} is not a directory\n'
+
+
+def test_run_eval_cpu_end_to_end(files, tmp_path):
+    result = run(['bash', script('run_eval_cpu.sh'), files['bench'], files['ckpt'], CONFIG, '2'], tmp_path,
+                 PTQ4SR_ARGS='--dataset Tiny')
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = tmp_path / 'out' / 'eval_cpu_x2.log'
+    record = json.loads((tmp_path / 'out' / 'results_edsr_baseline_x2_fp_w32a32.json').read_text())
+    assert (record['model'], record['scale'], record['method']) == ('edsr_baseline', 2, 'fp')
+    assert f"{record['results']['Tiny']['psnr']:.3f}" in log.read_text()  # the table went to the log
+    assert result.stdout.startswith(f'log: {log}\n')
+
+
+@pytest.mark.parametrize('name, device', [('run_eval_gpu.sh', 'GPU'), ('run_eval_ascend.sh', 'Ascend')])
+def test_unavailable_device_fails_clearly(name, device, files, tmp_path):
+    result = run(['bash', script(name), files['bench'], files['ckpt'], CONFIG, '2'], tmp_path,
+                 PTQ4SR_ARGS='--dataset Tiny')
+    assert result.returncode == 2
+    line = message_line(result.stdout)  # run_logged sends python's stderr through tee to stdout and the log
+    assert line.startswith(f'error: --device_target {device} is not available in this MindSpore installation')
+    assert line in (tmp_path / 'out' / f'eval_{device.lower()}_x2.log').read_text()
+
+
+def test_run_calibrate_cpu_writes_a_checkpoint_that_run_eval_cpu_reads(files, tmp_path):
+    result = run(['bash', script('run_calibrate_cpu.sh'), files['calib'], files['ckpt'], CONFIG, '2', '8', '8',
+                  'minmax'], tmp_path, PTQ4SR_ARGS=CALIB_ARGS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ckpt = tmp_path / 'out' / 'edsr_baseline_x2_w8a8_minmax.ckpt'
+    assert ckpt.is_file() and (tmp_path / 'out' / 'calibrate_cpu_x2_w8a8_minmax.log').is_file()
+    # a quantized checkpoint is recognised by its metadata and passed as --quant_ckpt
+    result = run(['bash', script('run_eval_cpu.sh'), files['bench'], str(ckpt), CONFIG, '2'], tmp_path,
+                 PTQ4SR_ARGS='--dataset Tiny')
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads((tmp_path / 'out' / 'results_edsr_baseline_x2_minmax_w8a8.json').read_text())
+    assert (record['method'], record['w_bit'], record['a_bit']) == ('minmax', 8, 8)
+
+
+def test_convert_checkpoint_help():
+    result = subprocess.run([sys.executable, script('convert_checkpoint.py'), '--help'], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith('usage: convert_checkpoint.py')
+    assert '--input' in result.stdout and '--output' in result.stdout
+
+
+def test_reproduce_tables_writes_both_rows_and_resumes(files, tmp_path):
+    out = tmp_path / 'results'
+    args = ['--pre_trained', str(files['root'] / 'tiny_x{scale}.ckpt'), '--data_path', files['bench'],
+            '--datasets', 'Tiny', '--calib_path', files['calib'], '--scales', '2', '--bits', '8',
+            '--methods', 'fp,minmax', '--out', str(out), '--extra', CALIB_ARGS]
+    result = run([sys.executable, script('reproduce_tables.py'), *args], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = json.loads((out / 'tables.json').read_text())
+    assert sorted(tables) == ['x2_fp', 'x2_w8a8_minmax']
+    assert (tables['x2_fp']['w_bit'], tables['x2_w8a8_minmax']['w_bit']) == (32, 8)
+    markdown = (out / 'tables.md').read_text()
+    fp_psnr = tables['x2_fp']['results']['Tiny']['psnr']
+    assert f'| FP | {fp_psnr:.3f} / ' in markdown and '| MinMax | ' in markdown
+    assert (out / 'psnr_vs_bits_x2.png').is_file()
+    cells = sorted(out.glob('cells/*.json'))
+    stamps = [p.stat().st_mtime_ns for p in cells]
+    start = time.time()
+    result = run(['bash', script('reproduce_tables.sh'), *args], tmp_path)  # the same command again: no work
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'x2_fp:' not in result.stdout and 'x2_w8a8_minmax:' not in result.stdout
+    assert [p.stat().st_mtime_ns for p in cells] == stamps
+    assert json.loads((out / 'tables.json').read_text()) == tables
+    print(f'resumed run: {time.time() - start:.1f} s')

@@ -11,6 +11,7 @@ psnr_vs_bits_x<scale>.png (PSNR against bit width, one panel per test set).
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -53,6 +54,7 @@ def parse_args(argv):
     p.add_argument('--methods', default='fp,minmax,percentile,dbdc,ptq4sr', type=_list_of(tuple(LABELS)))
     p.add_argument('--out', default='results')
     p.add_argument('--device_target', default='CPU')
+    p.add_argument('--group', default='', help=argparse.SUPPRESS)  # internal: scale:bits:methods in a child
     p.add_argument('--extra', default='', help='more eval.py/calibrate.py flags for every cell, e.g. "--pac_iters 10"')
     return p.parse_args(argv)
 
@@ -119,26 +121,47 @@ def write_tables(args, scales, bits_list, methods, set_names):
         save_psnr_chart(cells, scale, os.path.join(args.out, f'psnr_vs_bits_x{scale}.png'), LABELS)
 
 
-def run_tables(args):
+def run_group_process(argv, scale, bits, methods):
+    """``run_group`` in a child process: MindSpore never returns the memory of compiled graphs, so
+    one long process evaluating many quantized networks ran out of 24 GB; a child per group does not."""
+    group = f"{scale}:{bits}:{','.join(methods)}"
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *argv, '--group', group])
+    try:
+        code = proc.wait()
+    except BaseException:
+        proc.terminate()  # SIGTERM, so the child removes its temporary files
+        proc.wait()
+        raise
+    if code in (130, 143):
+        raise KeyboardInterrupt
+    if code != 0:
+        raise UserError(f'cells x{scale} W{bits}A{bits} {group.split(":")[2]} failed (exit {code}): see the message above')
+
+
+def run_tables(args, argv):
     scales, bits_list, methods = args.scales, args.bits, args.methods
-    init_env(args.device_target)
+    if args.group:
+        scale, bits, group_methods = args.group.split(':')
+        init_env(args.device_target)
+        sets = open_sets(args.data_path, args.datasets, int(scale))
+        return run_group(args, int(scale), int(bits), group_methods.split(','), sets)
     set_names = [s.name for s in open_sets(args.data_path, args.datasets, scales[0])]
     for scale in scales:
-        sets = open_sets(args.data_path, args.datasets, scale)
         for bits in bits_list:
             todo = [m for m in methods if not os.path.isfile(
                 os.path.join(args.out, 'cells', cell_name(scale, bits, m) + '.json'))]
             if 'fp' in todo:
-                run_group(args, scale, bits, ['fp'], sets)
+                run_group_process(argv, scale, bits, ['fp'])
             todo = [m for m in todo if m != 'fp']
             if todo:
-                run_group(args, scale, bits, todo, sets)
+                run_group_process(argv, scale, bits, todo)
             write_tables(args, scales, bits_list, methods, set_names)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    return run_cli(lambda: run_tables(args), 'finished cells are cached; run the same command again to resume')
+    return run_cli(lambda: run_tables(args, argv), 'finished cells are cached; run the same command again to resume')
 
 
 if __name__ == '__main__':

@@ -3,23 +3,26 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor
 
+from src.quant.convert import quant_convs
+
 
 class AdaptiveForward:
-    """Calls ``net`` in PyNative mode for an input shape seen for the first time and through a graph
-    (``ms.jit``) from its second occurrence on.
+    """Calls a full-precision ``net`` in PyNative mode for an input shape seen for the first time and
+    through a graph (``ms.jit``) from its second occurrence on; a fake-quantized net always in PyNative.
 
-    A graph runs ~3x faster but compiles once per input shape (~1 s for EDSR-baseline, ~7 s once it
-    carries fake quantizers), so it only pays off for repeated shapes (B100: 2 shapes; Set14: 14).
-    The graph reads Parameters in place: bounds changed with ``ops.assign`` are seen, ``set_data`` and
-    changed Python attributes are not (MindSpore 2.10), so build this after calibration.
+    A graph runs ~2.5x faster but compiles per input shape (~1 s for EDSR-baseline) and keeps its own
+    buffers for every intermediate tensor. With fake quantizers that is ~1.5 GB per 80x120 LR shape at
+    x4, never released (measured, MindSpore 2.10 CPU), which exhausted 24 GB in a multi-method run.
+    A graph reads Parameters in place: ``ops.assign`` updates are seen, ``set_data`` is not.
     """
 
     def __init__(self, net):
-        self.net, self.graph, self.seen = net, ms.jit(net.construct), set()
+        self.net, self.seen = net, set()
+        self.graph = None if quant_convs(net) else ms.jit(net.construct)
 
     def __call__(self, x):
         shape = tuple(x.shape)
-        if shape in self.seen:
+        if self.graph is not None and shape in self.seen:
             return self.graph(x)
         self.seen.add(shape)
         return self.net(x)

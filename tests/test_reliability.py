@@ -165,10 +165,26 @@ def test_sigterm_during_reproduce_tables_keeps_finished_cells(files, tmp_path, c
     (tmp_path / 'cells').mkdir()
     (tmp_path / 'cells' / 'x2_fp.json').write_text('{"finished": true}\n')
     before = contents(tmp_path)
-    monkeypatch.setattr(tables, 'evaluate', lambda *a, **k: signal.raise_signal(signal.SIGTERM))
+    children = []
+
+    class Child:  # a cell group's process, SIGTERM'd while it works
+        def __init__(self, *args, **kwargs):
+            self.terminated = False
+            children.append(self)
+
+        def wait(self):
+            if not self.terminated:
+                signal.raise_signal(signal.SIGTERM)
+            return 143
+
+        def terminate(self):
+            self.terminated = True
+
+    monkeypatch.setattr(tables.subprocess, 'Popen', Child)
     assert tables.main(tables_args(files, tmp_path, 'fp,minmax')) == 143
     assert 'finished cells are cached' in message_line(capsys.readouterr().err, 'interrupted:')
     assert contents(tmp_path) == before
+    assert [c.terminated for c in children] == [True]  # the child got SIGTERM, so it cleans up too
 
 
 def _read_until(stream, pattern, timeout):

@@ -2,7 +2,6 @@
 from src.build import build_net
 from src.quant.convert import QuantSpec, convert_to_quant
 
-_ARCH = {'EDSR': 'edsr', 'EDSR-baseline': 'edsr_baseline', 'MSRResNet': 'msrresnet'}
 
 
 def create_network(name, scale=4, variant='baseline', w_bit=4, a_bit=4,
@@ -14,8 +13,8 @@ def create_network(name, scale=4, variant='baseline', w_bit=4, a_bit=4,
     """
     if name in ('EDSR', 'QuantEDSR'):
         arch = 'edsr_baseline' if variant == 'baseline' else 'edsr'
-    elif name in _ARCH:
-        arch = _ARCH[name]
+    elif name == 'MSRResNet':
+        arch = 'msrresnet'
     else:
         raise ValueError(f"unknown network '{name}': use EDSR, QuantEDSR or MSRResNet")
     net = build_net(arch, scale, **kwargs)

@@ -81,9 +81,10 @@ def calibrate_methods(fp_net, info, plan, methods, log=print):
     bounds = observe_act_bounds(probe, batches, plan.observer, observed)
     observe_seconds = round(time.time() - start, 1)
     results = {}
-    for method in methods:
-        qnet = quantized_copy(fp_net, info, plan.spec)
-        init_weight_bounds(qnet)
+    for i, method in enumerate(methods):
+        qnet = probe if i == len(methods) - 1 else quantized_copy(fp_net, info, plan.spec)
+        if qnet is not probe:
+            init_weight_bounds(qnet)
         apply_act_bounds(qnet, bounds['dbdc' if method == 'ptq4sr' else method])
         for (_, src), (_, dst) in zip(input_quantizers(probe), input_quantizers(qnet)):
             dst.grad_scale = src.grad_scale

@@ -54,6 +54,8 @@ def parse_args(argv):
     p.add_argument('--methods', default='fp,minmax,percentile,dbdc,ptq4sr', type=_list_of(tuple(LABELS)))
     p.add_argument('--out', default='results')
     p.add_argument('--device_target', default='CPU')
+    p.add_argument('--tables_only', action='store_true',
+                   help='only rebuild tables.md, tables.json and the plots from the cached cells')
     p.add_argument('--group', default='', help=argparse.SUPPRESS)  # internal: scale:bits:methods in a child
     p.add_argument('--extra', default='', help='more eval.py/calibrate.py flags for every cell, e.g. "--pac_iters 10"')
     return p.parse_args(argv)
@@ -146,6 +148,8 @@ def run_tables(args, argv):
         sets = open_sets(args.data_path, args.datasets, int(scale))
         return run_group(args, int(scale), int(bits), group_methods.split(','), sets)
     set_names = [s.name for s in open_sets(args.data_path, args.datasets, scales[0])]
+    if args.tables_only:
+        return write_tables(args, scales, bits_list, methods, set_names)
     for scale in scales:
         for bits in bits_list:
             todo = [m for m in methods if not os.path.isfile(

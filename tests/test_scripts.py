@@ -108,3 +108,22 @@ def test_reproduce_tables_writes_both_rows_and_resumes(files, tmp_path):
     assert [p.stat().st_mtime_ns for p in cells] == stamps
     assert json.loads((out / 'tables.json').read_text()) == tables
     print(f'resumed run: {time.time() - start:.1f} s')
+    # --tables_only rebuilds the tables from the cache for a wider grid without computing the missing cells
+    (out / 'tables.md').unlink()
+    wider = [a if a != 'fp,minmax' else 'fp,minmax,dbdc' for a in args]
+    result = run([sys.executable, script('reproduce_tables.py'), *wider, '--tables_only'], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in out.glob('cells/*.json')) == ['x2_fp.json', 'x2_w8a8_minmax.json']
+    assert f'| FP | {fp_psnr:.3f} / ' in (out / 'tables.md').read_text()
+
+
+def test_benchmark_memory_reports_both_modes(tmp_path):
+    result = run([sys.executable, script('benchmark_memory.py'), '--arch', 'edsr_baseline', '--scale', '4',
+                  '--hr_size', '200x120', '--chop_tile', '24', '--chop_overlap', '8'], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [r['mode'] for r in rows] == ['plain', 'chop']
+    for r in rows:
+        assert r['lr_shape'] == [30, 50] and r['sr_shape'] == [120, 200]
+        assert 0 < r['rss_before_mb'] <= r['peak_rss_mb']
+    assert 'plain' in result.stdout and 'peak RSS MB' in result.stdout

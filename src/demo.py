@@ -36,7 +36,8 @@ SHORT_NAMES = {'fp': 'FP', 'minmax': 'MinMax', 'dbdc': 'DBDC', 'ptq4sr': 'PTQ4SR
 class DemoSettings:
     """Reduced calibration for a quick look (the paper: 30 batches × 16 patches, PaC 250 + 250 at ×4).
 
-    PaC dominates the time (~5–6 s per batch-of-2 step on 2 busy cores), hence 10 + 10 iterations.
+    PaC dominates the time (~2.5 s per batch-of-2 step on 2 cores, plus one graph compile), hence 10 + 10
+    iterations: the whole demo takes ~2 minutes.
     """
     w_bit: int = 4
     a_bit: int = 4

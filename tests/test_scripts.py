@@ -127,3 +127,25 @@ def test_benchmark_memory_reports_both_modes(tmp_path):
         assert r['lr_shape'] == [30, 50] and r['sr_shape'] == [120, 200]
         assert 0 < r['rss_before_mb'] <= r['peak_rss_mb']
     assert 'plain' in result.stdout and 'peak RSS MB' in result.stdout
+
+
+def test_compare_reference_pairs_cells_with_reference_tables(tmp_path):
+    (tmp_path / 'cells').mkdir()
+    for name, psnr in (('x4_fp', 31.0), ('x4_w4a4_dbdc', 29.0), ('x4_w6a6_minmax', 30.5)):
+        results = {s: {'psnr': psnr + i, 'ssim': 0.5} for i, s in enumerate(('Set5', 'Set14', 'B100'))}
+        (tmp_path / 'cells' / f'{name}.json').write_text(json.dumps({'results': results}))
+    (tmp_path / 'ref.md').write_text(
+        '## EDSR-baseline ×4, W4A4 (x)\n| method | Set5 | Set14 | B100 |\n|---|---|---|---|\n'
+        '| FP | 31.000 / 0.9 | 32.000 / 0.9 | 33.000 / 0.9 |\n| DBDC | 29.010 / 0.8 | 30.000 / 0.8 | not run |\n'
+        '## EDSR-baseline ×4, W6A6\n| MinMax | 30.480 / 0.8 | 31.500 / 0.8 | 32.500 / 0.8 |\n')
+    result = run([sys.executable, script('compare_reference.py'), '--results', str(tmp_path),
+                  '--reference', str(tmp_path / 'ref.md')], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '| DBDC | 29.000 | 29.010 | 30.000 | 30.000 | 31.000 | – |' in out
+    assert '| MinMax | 30.500 | 30.480 | 31.500 | 31.500 | 32.500 | 32.500 |' in out
+    assert out.count('| FP | 31.000 | 31.000 |') == 2  # the FP row heads both tables
+    # shared cells: FP 3 (counted once), DBDC 2, MinMax 3; largest difference 0.02 (MinMax Set5)
+    assert 'largest |ours - ref| over 8 shared cells: 0.020 dB' in out
+    missing = run([sys.executable, script('compare_reference.py'), '--reference', str(tmp_path / 'no.md')], tmp_path)
+    assert missing.returncode == 2 and message_line(missing.stderr).startswith('error: reference file')

@@ -39,6 +39,16 @@ def quant_ckpt_path(config, info):
     return os.path.join(config.output_path, name)
 
 
+def pac_resume_path(config, info):
+    """Where PaC keeps its progress: rerunning the same command after an interruption continues from it."""
+    return os.path.splitext(quant_ckpt_path(config, info))[0] + '_pac_state.npz'
+
+
+def remove_if_present(path):
+    if os.path.exists(path):
+        os.remove(path)
+
+
 def run_calibrate(config):
     if config.method == 'fp':
         raise UserError('--method fp has nothing to calibrate: choose minmax, percentile, dbdc or ptq4sr')
@@ -49,10 +59,11 @@ def run_calibrate(config):
     plan = plan_from_config(config, info.scale)
     print(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method} '
           f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px)', flush=True)
-    qnet, report = calibrate(fp_net, info, plan)
+    qnet, report = calibrate(fp_net, info, plan, pac_resume_file=pac_resume_path(config, info))
     path = quant_ckpt_path(config, info)
     save_quant_checkpoint(qnet, info, plan, path, {'timings': report['timings']})
     write_json_atomic(os.path.splitext(path)[0] + '_report.json', report)
+    remove_if_present(pac_resume_path(config, info))
     print(f"saved {path}; timings {report['timings']}")
     return path
 

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from calibrate import plan_from_config
+from calibrate import pac_resume_path, plan_from_config, remove_if_present
 from model_utils.config import get_config
 from model_utils.moxing_adapter import moxing_wrapper
 from src.errors import UserError
@@ -34,7 +34,11 @@ def init_net(config):
     timings = {'load_seconds': round(time.time() - start, 1)}
     if config.method == 'fp':
         return fp_net, desc, timings
-    qnet, report = calibrate(fp_net, info, plan_from_config(config, info.scale))
+    # an interrupted PaC continues on the next run; once calibrated, the state has done its job
+    # (calibrate.py keeps the result as a checkpoint, for evaluations that may be interrupted)
+    qnet, report = calibrate(fp_net, info, plan_from_config(config, info.scale),
+                             pac_resume_file=pac_resume_path(config, info))
+    remove_if_present(pac_resume_path(config, info))
     desc.update(w_bit=config.w_bit, a_bit=config.a_bit, method=config.method)
     if config.method == 'ptq4sr':  # PaC draws its own crops: the results depend on this seed too
         desc['pac_seed'] = config.pac_seed

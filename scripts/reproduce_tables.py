@@ -4,7 +4,7 @@
         --scales 4,2 --bits 4,6,8 --methods fp,minmax,percentile,dbdc,ptq4sr --out results
 
 Every (scale, bits, method) cell is cached as results/cells/<cell>.json the moment it is done, so an
-interrupted run resumes where it stopped. MinMax, Percentile and DBDC of one (scale, bits) share one
+interrupted run resumes where it stopped (PaC, the longest stage, from its last iteration). MinMax, Percentile and DBDC of one (scale, bits) share one
 calibration pass; PTQ4SR continues from the DBDC bounds. Writes results/tables.md, tables.json and
 psnr_vs_bits_x<scale>.png (PSNR against bit width, one panel per test set).
 """
@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from calibrate import plan_from_config  # noqa: E402
+from calibrate import plan_from_config, remove_if_present  # noqa: E402
 from model_utils.config import get_config  # noqa: E402
 from src.errors import UserError  # noqa: E402
 from src.evaluate import evaluate, open_sets  # noqa: E402
@@ -65,6 +65,11 @@ def cell_name(scale, bits, method):
     return f'x{scale}_fp' if method == 'fp' else f'x{scale}_w{bits}a{bits}_{method}'
 
 
+def pac_state_path(args, scale, bits):
+    """PaC's progress for the PTQ4SR cell: a run interrupted during PaC continues from it."""
+    return os.path.join(args.out, 'cells', cell_name(scale, bits, 'ptq4sr') + '_pac_state.npz')
+
+
 def run_group(args, scale, bits, methods, sets):
     """Calibrate and evaluate the missing ``methods`` of one (scale, bits); write each cell as it finishes."""
     flags = ['--scale', str(scale), '--pre_trained', args.pre_trained.format(scale=scale),
@@ -77,7 +82,8 @@ def run_group(args, scale, bits, methods, sets):
     if methods == ['fp']:
         nets = {'fp': (fp_net, {'timings': {}})}
     else:
-        nets = calibrate_methods(fp_net, info, plan_from_config(config, scale), methods)
+        nets = calibrate_methods(fp_net, info, plan_from_config(config, scale), methods,
+                                 pac_resume_file=pac_state_path(args, scale, bits))
     for method, (net, report) in nets.items():
         start = time.time()
         results = evaluate(net, sets, scale, tag=f'{cell_name(scale, bits, method)}')
@@ -88,6 +94,8 @@ def run_group(args, scale, bits, methods, sets):
         if method == 'ptq4sr':
             cell['pac_seed'] = config.pac_seed
         write_json_atomic(os.path.join(args.out, 'cells', cell_name(scale, bits, method) + '.json'), cell)
+        if method == 'ptq4sr':
+            remove_if_present(pac_state_path(args, scale, bits))
         print(f"{cell_name(scale, bits, method)}: " + ', '.join(f"{k} {v['psnr']:.3f}" for k, v in results.items()),
               flush=True)
 

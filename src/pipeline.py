@@ -51,9 +51,9 @@ class CalibrationPlan:
     pac_seed: int = 1
 
 
-def calibrate(fp_net, info, plan, log=print):
+def calibrate(fp_net, info, plan, log=print, pac_resume_file=None):
     """A calibrated fake-quantized copy of ``fp_net`` and a report of bounds and stage timings."""
-    return calibrate_methods(fp_net, info, plan, (plan.method,), log)[plan.method]
+    return calibrate_methods(fp_net, info, plan, (plan.method,), log, pac_resume_file)[plan.method]
 
 
 def calibration_batches(plan, scale, count, batch_size, seed):
@@ -62,11 +62,12 @@ def calibration_batches(plan, scale, count, batch_size, seed):
     return [images.patches(c, plan.patch_size) for c in crops]
 
 
-def calibrate_methods(fp_net, info, plan, methods, log=print):
+def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=None):
     """{method: (qnet, report)} for several methods sharing one observation pass over the data.
 
     MinMax, Percentile and DBDC see the same activations (weights are calibrated identically), so
-    their statistics come from one pass; PTQ4SR continues from the DBDC bounds with PaC.
+    their statistics come from one pass; PTQ4SR continues from the DBDC bounds with PaC, saving its
+    progress to ``pac_resume_file`` (if given) and continuing from it.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -91,19 +92,21 @@ def calibrate_methods(fp_net, info, plan, methods, log=print):
         timings = {'data_seconds': data_seconds, 'act_bounds_seconds': observe_seconds}
         report = {'timings': timings}
         if method == 'ptq4sr':
-            report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log)
+            report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log, pac_resume_file)
         qnet.set_train(False)
         report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}
         results[method] = (qnet, report)
     return results
 
 
-def _run_pac(qnet, fp_net, info, plan, timings, log):
+def _run_pac(qnet, fp_net, info, plan, timings, log, resume_file):
     start = time.time()
     batches = calibration_batches(plan, info.scale, 2 * plan.pac.iters, plan.pac_batch_size, plan.pac_seed)
-    pac = pixel_aware_calibration(qnet, fp_net, batches, plan.pac, log)
+    data_seconds = time.time() - start
+    pac = pixel_aware_calibration(qnet, fp_net, batches, plan.pac, log, resume_file)
+    # phase times include iterations done before a resume, so the total is summed, not timed
     timings['pac_act_seconds'], timings['pac_weight_seconds'] = pac['act']['seconds'], pac['weight']['seconds']
-    timings['pac_seconds'] = round(time.time() - start, 1)
+    timings['pac_seconds'] = round(data_seconds + pac['act']['seconds'] + pac['weight']['seconds'], 1)
     return {k: {'l1_first': v['l1'][0], 'l1_last': v['l1'][-1], 'l1_mean': float(np.mean(v['l1']))}
             for k, v in pac.items()}
 

@@ -301,3 +301,56 @@ def test_same_seed_same_bounds():
     assert list(runs[0]) == list(runs[1]) and len(runs[0]) == 32
     for name in runs[0]:
         np.testing.assert_array_equal(runs[0][name], runs[1][name], err_msg=name)
+
+
+class _StopAt(Exception):
+    pass
+
+
+def _stop_after(phase, iteration):
+    """A PaC log that interrupts the run once ``iteration`` of ``phase`` is done (log_every=1)."""
+    def log(msg):
+        if msg.startswith(f'PaC {phase} iter {iteration}/'):
+            raise _StopAt
+    return log
+
+
+@pytest.mark.parametrize('phase, iteration', [('act', 2), ('weight', 1)])
+def test_pac_resumes_to_the_uninterrupted_result(tmp_path, phase, iteration):
+    settings = PacSettings(iters=3, lr_act=(2.0, 1.0), lr_weight=(2e-3, 1e-3), log_every=1)
+    fp, qnet, batches, _ = _calibrated_pair(7, 6)
+    whole = pixel_aware_calibration(qnet, fp, batches, settings, log=lambda msg: None)
+    expected = _bounds(qnet)
+
+    state = str(tmp_path / 'pac_state.npz')
+    fp, qnet, batches, _ = _calibrated_pair(7, 6)
+    with pytest.raises(_StopAt):
+        pixel_aware_calibration(qnet, fp, batches, settings, log=_stop_after(phase, iteration), resume_file=state)
+    fp, qnet, batches, _ = _calibrated_pair(7, 6)  # a new process: the starting bounds again
+    messages = []
+    resumed = pixel_aware_calibration(qnet, fp, batches, settings, log=messages.append, resume_file=state)
+    done = iteration + (3 if phase == 'weight' else 0)
+    assert messages[0] == f'PaC: resuming from {state} after {done} iterations'
+    assert len([m for m in messages if m.startswith('PaC act iter')]) == (3 - iteration if phase == 'act' else 0)
+    for kind in ('act', 'weight'):
+        assert resumed[kind]['l1'] == whole[kind]['l1'] and resumed[kind]['fea'] == whole[kind]['fea']
+    for name, value in _bounds(qnet).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_pac_ignores_the_state_of_another_run(tmp_path):
+    state = str(tmp_path / 'pac_state.npz')
+    fp, qnet, batches, _ = _calibrated_pair(7, 2)
+    pixel_aware_calibration(qnet, fp, batches, PacSettings(iters=1, lr_act=(2.0, 1.0)), log=lambda m: None,
+                            resume_file=state)
+    fp, qnet, batches, _ = _calibrated_pair(7, 2)
+    messages = []
+    report = pixel_aware_calibration(qnet, fp, batches, PacSettings(iters=1, lr_act=(1.0, 1.0)),
+                                     log=messages.append, resume_file=state)
+    assert messages[0].endswith('belongs to another calibration (settings, data or starting bounds differ); '
+                                'starting over')
+    assert len(report['act']['l1']) == len(report['weight']['l1']) == 1
+    (tmp_path / 'pac_state.npz').write_bytes(b'not an npz')
+    messages.clear()
+    pixel_aware_calibration(qnet, fp, batches, PacSettings(iters=1), log=messages.append, resume_file=state)
+    assert messages[0].startswith(f'PaC: ignoring unreadable resume file {state}')

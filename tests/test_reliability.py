@@ -234,6 +234,7 @@ def ptq4sr_runs(files, tmp_path_factory):
     root = tmp_path_factory.mktemp('repeat')
     for run, flags in (('a', PTQ4SR), ('b', PTQ4SR), ('dbdc', [*PTQ4SR, '--method', 'dbdc'])):
         assert calibrate.main(calibrate_args(files, root / run, *flags)) == 0
+        assert not list((root / run).glob('*_pac_state.npz'))  # PaC's resume state goes once the checkpoint is saved
     return {run: root / run / f'edsr_baseline_x2_w4a4_{m}.ckpt'
             for run, m in (('a', 'ptq4sr'), ('b', 'ptq4sr'), ('dbdc', 'dbdc'))}
 
@@ -258,6 +259,7 @@ def test_same_seeds_give_identical_psnr_and_results_record_seeds(files, ptq4sr_r
     """A third PTQ4SR calibration, inside eval.py, scores exactly what the two saved checkpoints score."""
     name = 'results_edsr_baseline_x2_ptq4sr_w4a4.json'
     assert eval_cli.main(eval_args(files, tmp_path / 'one_run', '--calib_path', files['calib'], *PTQ4SR)) == 0
+    assert not list((tmp_path / 'one_run').glob('*_pac_state.npz'))
     for run in 'ab':
         assert eval_cli.main(eval_args(files, tmp_path / run, '--quant_ckpt', str(ptq4sr_runs[run]))) == 0
     records = [json.loads((tmp_path / run / name).read_text()) for run in ('one_run', 'a', 'b')]
@@ -272,9 +274,15 @@ def test_same_seeds_give_identical_psnr_and_results_record_seeds(files, ptq4sr_r
 
 def test_reproduce_tables_cells_record_seeds_and_versions(files, tmp_path, monkeypatch):
     tables = _load_reproduce_tables()  # calibration replaced by the FP net: only the bookkeeping is tested
-    monkeypatch.setattr(tables, 'calibrate_methods',
-                        lambda fp_net, info, plan, methods: {m: (fp_net, {'timings': {}}) for m in methods})
+
+    def fake_calibration(fp_net, info, plan, methods, pac_resume_file):
+        os.makedirs(os.path.dirname(pac_resume_file), exist_ok=True)
+        with open(pac_resume_file, 'wb'):  # as an interrupted PaC would have left it
+            pass
+        return {m: (fp_net, {'timings': {}}) for m in methods}
+    monkeypatch.setattr(tables, 'calibrate_methods', fake_calibration)
     assert tables.main(tables_args(files, tmp_path, 'dbdc,ptq4sr')) == 0
+    assert sorted(p.name for p in (tmp_path / 'cells').iterdir()) == ['x2_w8a8_dbdc.json', 'x2_w8a8_ptq4sr.json']
     cells = json.loads((tmp_path / 'tables.json').read_text())
     assert set(cells) == {'x2_w8a8_dbdc', 'x2_w8a8_ptq4sr'}
     assert (cells['x2_w8a8_ptq4sr']['seed'], cells['x2_w8a8_ptq4sr']['pac_seed']) == (3, 7)

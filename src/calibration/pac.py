@@ -6,8 +6,11 @@ each with PyTorch-formula Adam and cosine-annealed learning rate. The loss is
 ``mean|y_fp − y_q| + fea_weight · L_fea``; as released, ``L_fea`` is computed on detached features,
 so only the L1 term drives the gradient unless ``fea_grad`` is set.
 """
+import hashlib
+import json
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mindspore as ms
 import numpy as np
@@ -17,6 +20,7 @@ from tqdm import tqdm
 from src.calibration.adam import TorchAdam, cosine_lr
 from src.calibration.losses import attention_feature_loss, pixel_l1_loss
 from src.quant.state import bound_parameters
+from src.utils import atomic_output
 
 
 @dataclass(frozen=True)
@@ -53,19 +57,20 @@ def _make_step(qnet, fp_net, params, settings):
     return step
 
 
-def _run_phase(step, kind, params, grad_slice, batches, lrs, settings, log):
-    """Adam on ``params``, whose gradients are ``grad_slice`` of those ``step`` returns, over ``batches``."""
-    adam = TorchAdam([p.shape for p in params])
-    history = []
-    bar = tqdm(batches, desc=f'PaC {kind} bounds', unit='it', leave=False)
-    for k, batch in enumerate(bar):
-        (_, l1, fea), grads = step(Tensor(batch))
+def _run_phase(step, kind, params, grad_slice, batches, lrs, settings, log, adam, history, on_step):
+    """Adam on ``params``, whose gradients are ``grad_slice`` of those ``step`` returns, over ``batches``,
+    from iteration ``len(history)`` on (earlier ones were done by an interrupted run)."""
+    bar = tqdm(range(len(history), len(batches)), desc=f'PaC {kind} bounds', unit='it', leave=False,
+               initial=len(history), total=len(batches))
+    for k in bar:
+        (_, l1, fea), grads = step(Tensor(batches[k]))
         grads = grads[grad_slice]
         lr = cosine_lr(lrs[0], lrs[1], k, len(batches))
         new = adam.step([p.asnumpy() for p in params], [g.asnumpy() for g in grads], lr)
         for p, value in zip(params, new):
             ops.assign(p, Tensor(value))  # in place: the compiled step reads this memory
         history.append((float(l1.asnumpy()), float(settings.fea_weight * fea.asnumpy())))
+        on_step(adam, history)
         bar.set_postfix(l1=f'{history[-1][0]:.5f}')
         if (k + 1) % settings.log_every == 0 or k + 1 == len(batches):
             log(f'PaC {kind} iter {k + 1}/{len(batches)} lr {lr:.3g} l1 {history[-1][0]:.6f} '
@@ -73,9 +78,59 @@ def _run_phase(step, kind, params, grad_slice, batches, lrs, settings, log):
     return history
 
 
-def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print):
+class ResumeFile:
+    """PaC's state after every iteration (bounds, Adam moments, losses) in one .npz, written atomically,
+    so an interrupted calibration continues where it stopped; the result is the same as an uninterrupted
+    run's. The state is keyed by a hash of the settings, the batches and the starting bounds: a file left
+    by any other run is ignored and overwritten, never mixed in."""
+
+    def __init__(self, path, params, batches, settings):
+        self.path, self.params = path, params
+        digest = hashlib.sha256(repr(replace(settings, log_every=0)).encode())
+        for array in [p.asnumpy() for p in params] + list(batches):
+            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+        self.key = digest.hexdigest()
+
+    def load(self, log):
+        """The saved {'phase', 'adam_steps', 'history', 'report', 'seconds'} and the bounds restored, or None."""
+        if not os.path.isfile(self.path):
+            return None
+        try:
+            with np.load(self.path) as f:
+                meta = json.loads(str(f['meta']))
+                arrays = {k: f[k] for k in f.files if k != 'meta'}
+        except (OSError, ValueError, KeyError) as e:
+            log(f'PaC: ignoring unreadable resume file {self.path} ({e}); starting over')
+            return None
+        if meta.get('key') != self.key:
+            log(f'PaC: {self.path} belongs to another calibration (settings, data or starting bounds differ); '
+                'starting over')
+            return None
+        for i, p in enumerate(self.params):
+            ops.assign(p, Tensor(arrays[f'param{i}']))
+        meta['m'] = [arrays[f'm{i}'] for i in range(meta['n_moments'])]
+        meta['v'] = [arrays[f'v{i}'] for i in range(meta['n_moments'])]
+        done = sum(len(r['l1']) for r in meta['report'].values()) + len(meta['history'])
+        log(f'PaC: resuming from {self.path} after {done} iterations')
+        return meta
+
+    def save(self, phase, adam, history, report, seconds):
+        arrays = {f'param{i}': p.asnumpy() for i, p in enumerate(self.params)}
+        arrays.update({f'm{i}': m for i, m in enumerate(adam.m)})
+        arrays.update({f'v{i}': v for i, v in enumerate(adam.v)})
+        meta = {'key': self.key, 'phase': phase, 'adam_steps': adam.step_count, 'n_moments': len(adam.m),
+                'history': history, 'report': report, 'seconds': seconds}
+        with atomic_output(self.path, 'wb') as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_file=None):
     """Run both phases on ``batches`` (float32 NCHW arrays; the first ``iters`` train activation bounds,
-    the next ``iters`` weight bounds). Returns {'act'|'weight': {'l1': [...], 'fea': [...], 'seconds'}}."""
+    the next ``iters`` weight bounds). Returns {'act'|'weight': {'l1': [...], 'fea': [...], 'seconds'}}.
+
+    With ``resume_file`` (a path) the state is saved after every iteration and a matching saved state is
+    continued; the caller deletes the file once it has kept the result.
+    """
     if len(batches) < 2 * settings.iters:
         raise ValueError(f'PaC needs {2 * settings.iters} batches, got {len(batches)}')
     fp_net.set_train(False)
@@ -83,12 +138,26 @@ def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print):
     params = {kind: bound_parameters(qnet, kind) for kind, _ in phases}
     n_act = len(params['act'])
     grad_slices = {'act': slice(0, n_act), 'weight': slice(n_act, None)}
+    resume = ResumeFile(resume_file, params['act'] + params['weight'], batches[:2 * settings.iters], settings) \
+        if resume_file else None
+    saved = resume.load(log) if resume else None
+    report = saved['report'] if saved else {}
     step = _make_step(qnet, fp_net, params['act'] + params['weight'], settings)
-    report = {}
     for i, (kind, lrs) in enumerate(phases):
-        start = time.time()
+        if kind in report:
+            continue
+        adam, history, spent = TorchAdam([p.shape for p in params[kind]]), [], 0.0
+        if saved and saved['phase'] == kind:
+            adam.step_count, adam.m, adam.v = saved['adam_steps'], saved['m'], saved['v']
+            history, spent = saved['history'], saved['seconds']
+        start = time.time() - spent
+
+        def save(adam, history, kind=kind, start=start):
+            resume.save(kind, adam, history, report, time.time() - start)
+
         part = batches[i * settings.iters:(i + 1) * settings.iters]
-        history = _run_phase(step, kind, params[kind], grad_slices[kind], part, lrs, settings, log)
+        history = _run_phase(step, kind, params[kind], grad_slices[kind], part, lrs, settings, log,
+                             adam, history, save if resume else lambda *_: None)
         report[kind] = {'l1': [h[0] for h in history], 'fea': [h[1] for h in history],
                         'seconds': round(time.time() - start, 1)}
     return report

@@ -14,7 +14,7 @@ from src.calibration.pac import PacSettings
 from src.errors import UserError
 from src.pipeline import CalibrationPlan, calibrate, load_fp_net, save_quant_checkpoint
 from src.quant.convert import QuantSpec
-from src.utils import init_env, prepare_output_folder, run_cli, set_seed, write_json_atomic
+from src.utils import init_env, prepare_output_folder, remove_if_present, run_cli, set_seed, write_json_atomic
 
 
 def plan_from_config(config, scale):
@@ -44,11 +44,6 @@ def pac_resume_path(config, info):
     return os.path.splitext(quant_ckpt_path(config, info))[0] + '_pac_state.npz'
 
 
-def remove_if_present(path):
-    if os.path.exists(path):
-        os.remove(path)
-
-
 def run_calibrate(config):
     if config.method == 'fp':
         raise UserError('--method fp has nothing to calibrate: choose minmax, percentile, dbdc or ptq4sr')
@@ -59,11 +54,12 @@ def run_calibrate(config):
     plan = plan_from_config(config, info.scale)
     print(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method} '
           f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px)', flush=True)
-    qnet, report = calibrate(fp_net, info, plan, pac_resume_file=pac_resume_path(config, info))
+    resume_file = pac_resume_path(config, info)
+    qnet, report = calibrate(fp_net, info, plan, pac_resume_file=resume_file)
     path = quant_ckpt_path(config, info)
     save_quant_checkpoint(qnet, info, plan, path, {'timings': report['timings']})
     write_json_atomic(os.path.splitext(path)[0] + '_report.json', report)
-    remove_if_present(pac_resume_path(config, info))
+    remove_if_present(resume_file)
     print(f"saved {path}; timings {report['timings']}")
     return path
 

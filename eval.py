@@ -10,14 +10,15 @@ import os
 import sys
 import time
 
-from calibrate import pac_resume_path, plan_from_config, remove_if_present
+from calibrate import pac_resume_path, plan_from_config
 from model_utils.config import get_config
 from model_utils.moxing_adapter import moxing_wrapper
 from src.errors import UserError
 from src.demo import run_demo
 from src.evaluate import InferenceSettings, evaluate, format_table, open_sets
 from src.pipeline import calibrate, load_fp_net, load_quant_checkpoint
-from src.utils import init_env, package_versions, prepare_output_folder, run_cli, set_seed, write_json_atomic
+from src.utils import (init_env, package_versions, prepare_output_folder, remove_if_present, run_cli, set_seed,
+                       write_json_atomic)
 
 
 def init_net(config):
@@ -36,9 +37,9 @@ def init_net(config):
         return fp_net, desc, timings
     # an interrupted PaC continues on the next run; once calibrated, the state has done its job
     # (calibrate.py keeps the result as a checkpoint, for evaluations that may be interrupted)
-    qnet, report = calibrate(fp_net, info, plan_from_config(config, info.scale),
-                             pac_resume_file=pac_resume_path(config, info))
-    remove_if_present(pac_resume_path(config, info))
+    resume_file = pac_resume_path(config, info)
+    qnet, report = calibrate(fp_net, info, plan_from_config(config, info.scale), pac_resume_file=resume_file)
+    remove_if_present(resume_file)
     desc.update(w_bit=config.w_bit, a_bit=config.a_bit, method=config.method)
     if config.method == 'ptq4sr':  # PaC draws its own crops: the results depend on this seed too
         desc['pac_seed'] = config.pac_seed

@@ -4,9 +4,10 @@
         --scales 4,2 --bits 4,6,8 --methods fp,minmax,percentile,dbdc,ptq4sr --out results
 
 Every (scale, bits, method) cell is cached as results/cells/<cell>.json the moment it is done, so an
-interrupted run resumes where it stopped (PaC, the longest stage, from its last iteration). MinMax, Percentile and DBDC of one (scale, bits) share one
-calibration pass; PTQ4SR continues from the DBDC bounds. Writes results/tables.md, tables.json and
-psnr_vs_bits_x<scale>.png (PSNR against bit width, one panel per test set).
+interrupted run resumes where it stopped (PaC, the longest stage, from its last iteration). MinMax,
+Percentile and DBDC of one (scale, bits) share one calibration pass; PTQ4SR continues from the DBDC
+bounds. Writes results/tables.md, tables.json and psnr_vs_bits_x<scale>.png (PSNR against bit width,
+one panel per test set).
 """
 import argparse
 import json
@@ -17,13 +18,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from calibrate import plan_from_config, remove_if_present  # noqa: E402
+from calibrate import plan_from_config  # noqa: E402
 from model_utils.config import get_config  # noqa: E402
 from src.errors import UserError  # noqa: E402
 from src.evaluate import evaluate, open_sets  # noqa: E402
 from src.pipeline import calibrate_methods, load_fp_net  # noqa: E402
 from src.plot import save_psnr_chart  # noqa: E402
-from src.utils import init_env, package_versions, run_cli, write_json_atomic  # noqa: E402
+from src.utils import init_env, package_versions, remove_if_present, run_cli, write_json_atomic  # noqa: E402
 
 LABELS = {'fp': 'FP', 'minmax': 'MinMax', 'percentile': 'Percentile', 'dbdc': 'DBDC', 'ptq4sr': 'DBDC+PaC (PTQ4SR)'}
 

@@ -98,6 +98,11 @@ def write_json_atomic(path, data):
         f.write('\n')
 
 
+def remove_if_present(path):
+    if os.path.exists(path):
+        os.remove(path)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM as an exception: it unwinds like Ctrl-C, so ``atomic_path`` removes its temp file."""
 

@@ -138,11 +138,11 @@ def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_f
     params = {kind: bound_parameters(qnet, kind) for kind, _ in phases}
     n_act = len(params['act'])
     grad_slices = {'act': slice(0, n_act), 'weight': slice(n_act, None)}
-    resume = ResumeFile(resume_file, params['act'] + params['weight'], batches[:2 * settings.iters], settings) \
-        if resume_file else None
+    all_params = params['act'] + params['weight']
+    resume = ResumeFile(resume_file, all_params, batches[:2 * settings.iters], settings) if resume_file else None
     saved = resume.load(log) if resume else None
     report = saved['report'] if saved else {}
-    step = _make_step(qnet, fp_net, params['act'] + params['weight'], settings)
+    step = _make_step(qnet, fp_net, all_params, settings)
     for i, (kind, lrs) in enumerate(phases):
         if kind in report:
             continue

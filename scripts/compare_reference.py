@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scripts.reproduce_tables import LABELS, cell_name  # noqa: E402
+from scripts.reproduce_tables import LABELS, cell_path  # noqa: E402
 
 SETS = ('Set5', 'Set14', 'B100')
 
@@ -42,7 +42,7 @@ def comparison(results, ref, scales=(4, 2), bits_list=(4, 6, 8)):
         for bits in bits_list:
             rows = []
             for method, label in LABELS.items():
-                path = os.path.join(results, 'cells', cell_name(scale, bits, method) + '.json')
+                path = cell_path(results, scale, bits, method)
                 if not os.path.isfile(path):
                     continue
                 with open(path, encoding='utf-8') as f:

@@ -66,9 +66,13 @@ def cell_name(scale, bits, method):
     return f'x{scale}_fp' if method == 'fp' else f'x{scale}_w{bits}a{bits}_{method}'
 
 
+def cell_path(out, scale, bits, method, suffix='.json'):
+    """The cached cell under ``out``; suffix '_pac_state.npz' is PaC's progress for a PTQ4SR cell."""
+    return os.path.join(out, 'cells', cell_name(scale, bits, method) + suffix)
+
+
 def pac_state_path(args, scale, bits):
-    """PaC's progress for the PTQ4SR cell: a run interrupted during PaC continues from it."""
-    return os.path.join(args.out, 'cells', cell_name(scale, bits, 'ptq4sr') + '_pac_state.npz')
+    return cell_path(args.out, scale, bits, 'ptq4sr', '_pac_state.npz')
 
 
 def run_group(args, scale, bits, methods, sets):
@@ -94,7 +98,7 @@ def run_group(args, scale, bits, methods, sets):
                 'timings': report['timings'], 'seed': config.seed, 'versions': package_versions()}
         if method == 'ptq4sr':
             cell['pac_seed'] = config.pac_seed
-        write_json_atomic(os.path.join(args.out, 'cells', cell_name(scale, bits, method) + '.json'), cell)
+        write_json_atomic(cell_path(args.out, scale, bits, method), cell)
         if method == 'ptq4sr':
             remove_if_present(pac_state_path(args, scale, bits))
         print(f"{cell_name(scale, bits, method)}: " + ', '.join(f"{k} {v['psnr']:.3f}" for k, v in results.items()),
@@ -108,7 +112,7 @@ def write_tables(args, scales, bits_list, methods, set_names):
         for bits in bits_list:
             rows = []
             for method in methods:
-                path = os.path.join(args.out, 'cells', cell_name(scale, bits, method) + '.json')
+                path = cell_path(args.out, scale, bits, method)
                 if os.path.isfile(path):
                     with open(path, encoding='utf-8') as f:
                         cells[cell_name(scale, bits, method)] = cell = json.load(f)
@@ -161,8 +165,7 @@ def run_tables(args, argv):
         return write_tables(args, scales, bits_list, methods, set_names)
     for scale in scales:
         for bits in bits_list:
-            todo = [m for m in methods if not os.path.isfile(
-                os.path.join(args.out, 'cells', cell_name(scale, bits, m) + '.json'))]
+            todo = [m for m in methods if not os.path.isfile(cell_path(args.out, scale, bits, m))]
             if 'fp' in todo:
                 run_group_process(argv, scale, bits, ['fp'])
             todo = [m for m in todo if m != 'fp']

@@ -1,11 +1,10 @@
 """MindSpore Hub entry: ``create_network(name, **kwargs)`` for EDSR, QuantEDSR and MSRResNet."""
-from src.build import build_net
-from src.quant.convert import QuantSpec, convert_to_quant
-
+from src.models.build import build_net
+from src.quant.convert import RELEASED_INT8_SCOPE, QuantSpec, convert_to_quant
 
 
 def create_network(name, scale=4, variant='baseline', w_bit=4, a_bit=4,
-                   int8_scope=('conv_first', 'conv_last'), fp_scope=(), **kwargs):
+                   int8_scope=RELEASED_INT8_SCOPE, fp_scope=(), **kwargs):
     """An untrained network (load weights with ``src.checkpoint.load_weights`` or a quantized .ckpt).
 
     name: 'EDSR' (``variant`` 'baseline' F64 B16 or 'full' F256 B32), 'QuantEDSR' (EDSR converted to fake

@@ -38,9 +38,9 @@ def peak_rss_mb():
 def measure(args, mode):
     import numpy as np
 
-    from src.build import build_net
+    from src.models.build import build_net
     from src.inference import AdaptiveForward, super_resolve
-    from src.utils import init_env
+    from src.runtime import init_env
 
     init_env(args.device_target)
     width, height = (int(v) for v in args.hr_size.lower().split('x'))

@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from src.build import ARCHS, SCALES, build_net  # noqa: E402  (needs the repo root on sys.path)
+from src.models.build import ARCHS, SCALES, build_net  # noqa: E402  (needs the repo root on sys.path)
 from src.checkpoint import (assign_params, check_compatible, read_checkpoint,  # noqa: E402
                             save_mindspore_checkpoint)
 from src.errors import UserError  # noqa: E402

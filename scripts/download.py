@@ -30,7 +30,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from src.errors import UserError  # noqa: E402  (needs the repo root on sys.path)
-from src.utils import atomic_output  # noqa: E402
+from src.files import atomic_output  # noqa: E402
 
 EDSR = 'https://cv.snu.ac.kr/research/EDSR/'  # EDSR-PyTorch src/model/edsr.py `url`, README benchmark link
 DIV2K = 'https://data.vision.ee.ethz.ch/cvl/DIV2K/'  # the DIV2K page (ETH Zurich, CVL)

@@ -24,13 +24,12 @@ import re
 import mindspore as ms
 import numpy as np
 
-from src.build import ARCHS
-from src.edsr import RGB_MEAN
+from src.models.build import ARCH_NAMES, ARCHS
+from src.models.edsr import RGB_MEAN
 from src.errors import UserError
-from src.utils import atomic_path
+from src.files import atomic_path
 from src.torch_pickle import is_torch_file, load_torch_file, require_file
 
-_PRETTY = {'edsr_baseline': 'EDSR-baseline', 'edsr': 'EDSR', 'msrresnet': 'MSRResNet'}
 _OPTIMIZER_PREFIXES = ('moment1.', 'moment2.', 'adam_m.', 'adam_v.', 'accum.')
 
 
@@ -56,7 +55,7 @@ class CheckpointInfo:
 
     def describe(self):
         custom = f' (F={self.num_feat}, B={self.num_block})' if self.overrides else ''
-        return f'{_PRETTY[self.arch]}{custom} ×{self.scale}'
+        return f'{ARCH_NAMES[self.arch]}{custom} ×{self.scale}'
 
 
 def _state_dict(obj, path, param_key):

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from src.imresize import imresize
 from src.metric import rgb_to_y
-from src.utils import atomic_path
+from src.files import atomic_path
 
 CROP = 96
 ZOOM = 2

@@ -13,23 +13,23 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-from src.calibration.bounds import ObserverSettings
-from src.calibration.pac import PacSettings
+from model_utils.config import make_config
+from src.calibration.plan import plan_from_config
+from src.calibration.runner import calibrate_methods
 from src.compare import bicubic_upscale, save_comparison
 from src.dataset import BenchmarkPairs
 from src.evaluate import evaluate_set
+from src.files import prepare_output_folder, write_json_atomic
 from src.metric import calculate_psnr
+from src.models.load import load_fp_net
 from src.photos import CALIBRATION_PHOTOS, EVAL_PHOTOS, PHOTO_SET, stage_photos
-from src.pipeline import CalibrationPlan, calibrate_methods, load_fp_net
-from src.quant.convert import QuantSpec
-from src.utils import init_env, package_versions, prepare_output_folder, set_seed, write_json_atomic
+from src.results import METHOD_LABELS, SHORT_LABELS, RunInfo, results_record
+from src.runtime import init_env, set_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CHECKPOINT = os.path.join(REPO, 'assets', 'edsr_baseline_x4.ckpt')
 SCALE = 4
 QUANT_METHODS = ('minmax', 'dbdc', 'ptq4sr')
-NAMES = {'fp': 'FP', 'minmax': 'MinMax', 'dbdc': 'DBDC', 'ptq4sr': 'DBDC+PaC (PTQ4SR)'}
-SHORT_NAMES = {'fp': 'FP', 'minmax': 'MinMax', 'dbdc': 'DBDC', 'ptq4sr': 'PTQ4SR'}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class DemoSettings:
     pac_iters: int = 10
     num_eval_images: int = len(EVAL_PHOTOS)
     seed: int = 0
+    pac_seed: int = 1
     output_path: str = './output'
 
     def caption(self):
@@ -57,17 +58,22 @@ class DemoSettings:
                 'for PaC to show its gain).\nThe paper: 30 × 16 patches from 100 images, PaC 250 + 250 '
                 '(python calibrate.py --help).')
 
-    def label(self, method, names=NAMES):
-        return names[method] if method == 'fp' else f'{names[method]} W{self.w_bit}A{self.a_bit}'
+    def run(self, method, arch='edsr_baseline'):
+        quant = method != 'fp'
+        return RunInfo(arch, SCALE, self.w_bit if quant else 32, self.a_bit if quant else 32, method, self.seed,
+                       self.pac_seed if method == 'ptq4sr' else None)
+
+    def label(self, method, labels=METHOD_LABELS):
+        return self.run(method).label(labels)
 
 
-def demo_plan(settings, calib_path):
-    """The released W4A4 layer map (conv_first / conv_last at 8 bit) with the demo's calibration sizes."""
-    return CalibrationPlan(
-        method='ptq4sr', spec=QuantSpec(settings.w_bit, settings.a_bit, ('conv_first', 'conv_last'), ()),
-        calib_path=calib_path, num_calib_images=len(CALIBRATION_PHOTOS), patch_size=192 // SCALE,
-        seed=settings.seed, calib_batches=settings.calib_batches, calib_batch_size=settings.calib_batch_size,
-        observer=ObserverSettings(), pac=PacSettings(iters=settings.pac_iters))
+def demo_plan(settings, calib_path, arch):
+    """The configuration defaults (released layer map and PaC settings) with the demo's calibration sizes."""
+    config = make_config({'method': 'ptq4sr', 'w_bit': settings.w_bit, 'a_bit': settings.a_bit,
+                          'calib_path': calib_path, 'num_calib_images': len(CALIBRATION_PHOTOS),
+                          'calib_batches': settings.calib_batches, 'calib_batch_size': settings.calib_batch_size,
+                          'pac_iters': settings.pac_iters, 'seed': settings.seed, 'pac_seed': settings.pac_seed})
+    return plan_from_config(config, arch, SCALE)
 
 
 def evaluate_methods(nets, pairs, settings):
@@ -76,7 +82,7 @@ def evaluate_methods(nets, pairs, settings):
     for method, (net, _) in nets.items():
         def keep(name, lr, hr, sr, psnr, method=method):
             photos.setdefault(name, {'lr': lr, 'hr': hr})[method] = (sr, psnr)
-        desc = f'{settings.label(method, SHORT_NAMES)} {pairs.name}'
+        desc = f'{settings.label(method, SHORT_LABELS)} {pairs.name}'
         results[method] = {pairs.name: evaluate_set(net, pairs, SCALE, on_image=keep, desc=desc)}
     return results, photos
 
@@ -87,7 +93,7 @@ def write_pictures(photos, folder, settings):
     for name, shots in photos.items():
         bicubic = bicubic_upscale(shots['lr'], SCALE)
         panels = [('HR', shots['hr'], None), ('Bicubic', bicubic, calculate_psnr(bicubic, shots['hr'], SCALE))]
-        panels += [(settings.label(m, SHORT_NAMES), *shots[m]) for m in ('fp',) + QUANT_METHODS]
+        panels += [(settings.label(m, SHORT_LABELS), *shots[m]) for m in ('fp',) + QUANT_METHODS]
         paths.append(os.path.join(folder, f'{name}.png'))
         save_comparison(paths[-1], panels)
     return paths
@@ -104,15 +110,6 @@ def format_demo_table(record, photos, settings):
     return '\n'.join(lines)
 
 
-def method_record(method, results, report, info, settings):
-    """The same fields as an eval.py results JSON, for one method of the demo."""
-    quant = method != 'fp'
-    timings = {**report['timings'], 'eval_seconds': results[PHOTO_SET]['seconds']}
-    return {'model': info.arch, 'scale': info.scale, 'w_bit': settings.w_bit if quant else 32,
-            'a_bit': settings.a_bit if quant else 32, 'method': method, 'results': results, 'timings': timings,
-            'seed': settings.seed, 'self_ensemble': False, 'chop': False, 'versions': package_versions()}
-
-
 def run_demo(settings=DemoSettings(), log=print):
     """Calibrate, evaluate, print the table and write the JSON and pictures; returns the JSON record."""
     start = time.time()
@@ -124,13 +121,15 @@ def run_demo(settings=DemoSettings(), log=print):
         calib_path, data_path = stage_photos(tmp, SCALE, settings.num_eval_images)
         fp_net, info = load_fp_net(DEMO_CHECKPOINT)
         nets = {'fp': (fp_net, {'timings': {}}),
-                **calibrate_methods(fp_net, info, demo_plan(settings, calib_path), QUANT_METHODS, log)}
+                **calibrate_methods(fp_net, info, demo_plan(settings, calib_path, info.arch), QUANT_METHODS, log)}
         results, photos = evaluate_methods(nets, BenchmarkPairs(data_path, PHOTO_SET, SCALE), settings)
     folder = os.path.join(settings.output_path, 'demo_compare')
     pictures = write_pictures(photos, folder, settings)
     record = {'demo': {**asdict(settings), 'checkpoint': os.path.relpath(DEMO_CHECKPOINT, REPO),
                        'eval_photos': list(photos), 'calibration_photos': list(CALIBRATION_PHOTOS)},
-              'methods': {m: method_record(m, results[m], nets[m][1], info, settings) for m in nets},
+              'methods': {m: results_record(settings.run(m, info.arch), results[m],
+                                            {**nets[m][1]['timings'], 'eval_seconds': results[m][PHOTO_SET]['seconds']})
+                          for m in nets},
               'pictures': pictures, 'total_seconds': round(time.time() - start, 1)}
     path = os.path.join(settings.output_path, 'demo_results.json')
     write_json_atomic(path, record)

@@ -10,7 +10,7 @@ from src.compare import bicubic_upscale, save_comparison
 from src.dataset import BenchmarkPairs
 from src.inference import AdaptiveForward, super_resolve
 from src.metric import calculate_psnr, calculate_ssim, tensor_to_uint8
-from src.utils import atomic_path
+from src.files import atomic_path
 
 
 @dataclass(frozen=True)

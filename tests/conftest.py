@@ -35,7 +35,7 @@ def save_png(path, array):
 def tiny_checkpoint(path, scale, seed=0):
     """EDSR F=8 B=2 with seeded variance-preserving weights, so the output depends on the input."""
     import numpy as np
-    from src.build import build_net
+    from src.models.build import build_net
     from src.checkpoint import assign_params, save_mindspore_checkpoint
     net = build_net('edsr_baseline', scale, num_feat=8, num_block=2)
     rng = np.random.RandomState(seed)

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from mindspore import Tensor, ops
 
-from src.build import build_net
+from src.models.build import build_net
 from src.calibration.adam import TorchAdam, cosine_lr
 from src.calibration.bounds import ObserverSettings, calibrate_act_bounds, init_weight_bounds
 from src.calibration.losses import attention_feature_loss, pixel_l1_loss
 from src.calibration.pac import PacSettings, pixel_aware_calibration
 from src.checkpoint import CheckpointInfo
-from src.edsr import RGB_MEAN
-from src.pipeline import quantized_copy
+from src.models.edsr import RGB_MEAN
+from src.quant.convert import quantized_copy
 from src.quant.convert import QuantSpec, convert_to_quant
 from src.quant.observer import MinMaxObserver
 from src.quant.state import input_quantizers, observing, weight_quantizers
@@ -115,12 +115,12 @@ def test_observing_leaves_nothing_behind():
     qnet = convert_to_quant(_fp_net(2), QuantSpec(4, 4))
     x = Tensor(_minmax_batches()[0])
     with observing(qnet, lambda bits: MinMaxObserver()) as observers:
-        assert all(q.observing for _, q in input_quantizers(qnet))
-        assert all(q.observing for _, q, _ in weight_quantizers(qnet))  # float weights until switched on
+        assert all(q.bypass for _, q in input_quantizers(qnet))
+        assert all(q.bypass for _, q, _ in weight_quantizers(qnet))  # float weights until switched on
         qnet(x)
     seen = {name: obs.bounds() for name, obs in observers.items()}
-    assert not any(q.observing for _, q in input_quantizers(qnet))
-    assert not any(q.observing for _, q, _ in weight_quantizers(qnet))
+    assert not any(q.bypass for _, q in input_quantizers(qnet))
+    assert not any(q.bypass for _, q, _ in weight_quantizers(qnet))
     qnet(x * 3.0 - 1.0)  # hooks removed: the observers must not see this wider input
     assert {name: obs.bounds() for name, obs in observers.items()} == seen
 

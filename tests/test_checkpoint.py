@@ -13,9 +13,9 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from src.build import build_net
+from src.models.build import build_net
 from src.checkpoint import CheckpointInfo, load_weights, read_checkpoint, save_mindspore_checkpoint
-from src.edsr import RGB_MEAN
+from src.models.edsr import RGB_MEAN
 from src.errors import UserError
 from src.torch_pickle import load_torch_file
 

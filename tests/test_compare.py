@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.build import build_net
+from src.models.build import build_net
 from src.checkpoint import assign_params
 from src.compare import GAP, LABEL_HEIGHT, bicubic_upscale, compose_comparison, save_comparison, textured_window
 from src.evaluate import evaluate, open_sets

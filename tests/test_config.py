@@ -2,8 +2,13 @@
 import pytest
 import yaml
 
-from model_utils.config import DEFAULT_CONFIG, get_config, parse_yaml
+from model_utils.config import DEFAULT_CONFIG, get_config, make_config, parse_assignment, parse_yaml
 from src.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def no_device_id(monkeypatch):
+    monkeypatch.delenv('DEVICE_ID', raising=False)
 
 
 def test_no_arguments_give_the_yaml_defaults():
@@ -85,6 +90,9 @@ def test_user_yaml_unreadable_or_wrong_type(tmp_path):
     (['--dbdc_p', '0.7'], '--dbdc_p 0.7 must be in \\[0, 0.5\\)'),
     (['--calib_batch_size', '0'], '--calib_batch_size must be at least 1'),
     (['--pac_iters', '-1'], '--pac_iters must be 0 or more'),
+    (['--num_threads', '-2'], '--num_threads must be 0 or more'),
+    (['--chop_tile', '8'], '--chop_tile 8 is too small: use at least 32'),
+    (['--chop_tile', '32', '--chop_overlap', '32'], '--chop_overlap 32 must be smaller than --chop_tile 32'),
 ])
 def test_bad_values_are_user_errors_naming_the_flag(argv, message):
     with pytest.raises(UserError, match=message):
@@ -109,3 +117,39 @@ def test_config_is_read_only():
     copy = config.to_dict()
     copy['scale'] = 2
     assert config.scale == 4
+
+
+def test_explicit_keys_are_the_ones_the_user_set(tmp_path):
+    path = tmp_path / 'mine.yaml'
+    path.write_text('w_bit: 4\n')
+    config = get_config(['--config_path', str(path), '--a_bit', '4', '--method', 'dbdc', '--scale', '4'])
+    assert config.explicit == {'w_bit', 'a_bit', 'method', 'scale'}  # --scale 4 equals the default, still explicit
+    assert get_config([]).explicit == set()
+
+
+def test_device_id_comes_from_the_environment_unless_given(monkeypatch):
+    monkeypatch.setenv('DEVICE_ID', '3')
+    assert get_config([]).device_id == 3
+    assert get_config(['--device_id', '1']).device_id == 1
+    monkeypatch.setenv('DEVICE_ID', 'x')
+    with pytest.raises(UserError, match="DEVICE_ID='x' is not an integer"):
+        get_config([])
+
+
+def test_make_config_validates_and_marks_overrides_explicit():
+    config = make_config({'scale': 2, 'w_bit': 4, 'a_bit': 4, 'method': 'dbdc'})
+    assert (config.scale, config.method, config.dbdc_p) == (2, 'dbdc', 1e-4)
+    assert config.explicit == {'scale', 'w_bit', 'a_bit', 'method'}
+    with pytest.raises(UserError, match='--w_bit 9 is out of range'):
+        make_config({'w_bit': 9})
+    with pytest.raises(UserError, match="unknown config key 'w_bits'"):
+        make_config({'w_bits': 4})
+
+
+def test_assignments_are_typed_like_the_flags():
+    assert parse_assignment('pac_iters=10') == ('pac_iters', 10)
+    assert parse_assignment('dbdc_p=5e-4') == ('dbdc_p', 5e-4)
+    assert parse_assignment("int8_scope=['conv_first']") == ('int8_scope', ['conv_first'])
+    for text in ('pac_iters', 'no_key=1', 'pac_iters=ten'):
+        with pytest.raises(UserError, match='--set'):
+            parse_assignment(text)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from mindspore import Tensor, nn
 
-from src.arch_util import make_conv
-from src.build import build_net
+from src.models.arch_util import make_conv
+from src.models.build import build_net
 from src.quant.convert import QuantSpec, convert_to_quant, quant_convs
 from src.quant.quant_conv import QuantConv2d
 

@@ -15,7 +15,7 @@ import calibrate
 import eval as eval_cli
 from conftest import CLI_HR_SIZES as HR_SIZES, CLI_SCALE as SCALE, message_line as error_line
 from src.metric import calculate_psnr, calculate_ssim
-from src.pipeline import load_quant_checkpoint
+from src.quant.checkpoint import load_quant_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUANT_ARGS = ['--method', 'minmax', '--w_bit', '8', '--a_bit', '8', '--num_calib_images', '4',
@@ -61,7 +61,6 @@ def test_eval_writes_results_and_sr_images(files, tmp_path, capsys):
     (['--w_bit', '9'], '--w_bit 9 is out of range'),
     (['--output_path', '{root}/tiny_x2.ckpt/out'], r'--output_path .*tiny_x2\.ckpt/out'),
     (['--output_path', '{root}/tiny_x2.ckpt'], 'is a file, not a folder'),
-    (['--device_target', 'GPU'], '--device_target GPU is not available'),
     (['--quant_ckpt', '{root}/absent_q.ckpt'], r'quantized checkpoint .*absent_q\.ckpt does not exist'),
     (['--quant_ckpt', '{ckpt}'], 'is not a quantized checkpoint'),
 ])
@@ -134,3 +133,44 @@ def test_quantized_checkpoint_keeps_scalar_bounds(quant_ckpt):
     assert (meta['method'], meta['w_bit'], meta['a_bit'], meta['num_feat'], meta['num_block']) == ('minmax', 8, 8, 8, 2)
     assert net.conv_first.input_quant.lower.shape == ()
     np.testing.assert_array_equal(net.conv_first.input_quant.lower.asnumpy(), raw['conv_first.input_quant.lower'].asnumpy())
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--pre_trained', '{ckpt}'], '--pre_trained and --quant_ckpt were both given'),
+    (['--method', 'dbdc'], '--method dbdc conflicts with .* which is minmax W8A8: drop --method'),
+    (['--w_bit', '4', '--a_bit', '4', '--method', 'minmax'], '--w_bit 4 conflicts with'),
+])
+def test_quantized_checkpoint_refuses_conflicting_explicit_flags(files, quant_ckpt, tmp_path, capsys, flags, message):
+    flags = [f.format(ckpt=files['ckpt']) for f in flags]
+    args = ['--scale', '2', '--data_path', files['bench'], '--dataset', 'Tiny', '--quant_ckpt', str(quant_ckpt),
+            '--output_path', str(tmp_path / 'out'), *flags]
+    assert eval_cli.main(args) == 2
+    assert re.search(message, error_line(capsys.readouterr().err))
+    assert not (tmp_path / 'out').exists() or not list((tmp_path / 'out').glob('*.json'))
+    # the same values as the checkpoint's are no conflict
+    assert eval_cli.main([*args[:-len(flags)], '--method', 'minmax', '--w_bit', '8', '--a_bit', '8']) == 0
+
+
+def test_results_record_their_revision_and_command(files, tmp_path):
+    """The record says which code made it and how to make it again."""
+    out = tmp_path / 'out'
+    assert eval_cli.main(eval_args(files, out)) == 0
+    record = json.loads((out / 'results_edsr_baseline_x2_fp_w32a32.json').read_text())
+    assert re.fullmatch(r'[0-9a-f]{12}(\+dirty)?|unknown', record['git_revision'])
+    assert record['command'].startswith('python ') and f"--output_path {out}" in record['command']
+
+
+def test_calibration_leaves_the_fp_network_untouched(files, tmp_path):
+    from model_utils.config import make_config
+    from src.calibration.plan import plan_from_config
+    from src.calibration.runner import calibrate as run_calibration
+    from src.models.load import load_fp_net
+    fp, info = load_fp_net(files['ckpt'])
+    before = {name: (p.name, p.asnumpy().copy()) for name, p in fp.parameters_and_names()}
+    config = make_config({'scale': 2, 'method': 'ptq4sr', 'w_bit': 4, 'a_bit': 4, 'calib_path': files['calib'],
+                          'num_calib_images': 4, 'calib_batches': 2, 'calib_batch_size': 2, 'patch_size': 8,
+                          'pac_iters': 1})
+    run_calibration(fp, info, plan_from_config(config, info.arch, 2), log=lambda m: None)
+    after = {name: (p.name, p.asnumpy()) for name, p in fp.parameters_and_names()}
+    assert [(n, pn) for n, (pn, _) in after.items()] == [(n, pn) for n, (pn, _) in before.items()]
+    assert all(np.array_equal(after[n][1], before[n][1]) for n in before)

@@ -75,9 +75,9 @@ def test_per_channel_bounds_quantize_each_channel_with_its_own():
         assert len(np.unique(out[c])) <= 8 and out[c].min() >= lower[c] - 1e-6 and out[c].max() <= upper[c] + 1e-6
 
 
-def test_observing_passes_input_through():
+def test_bypass_passes_input_through():
     q = _quantizer(2, 0.0, 3.0)
-    q.observing = True
+    q.bypass = True
     np.testing.assert_array_equal(_run(q, [1.4, -5.0, 9.0]), np.float32([1.4, -5.0, 9.0]))
 
 

@@ -2,8 +2,8 @@
 import pytest
 
 from mindspore_hub_conf import create_network
-from src.edsr import EDSR
-from src.msrresnet import MSRResNet
+from src.models.edsr import EDSR
+from src.models.msrresnet import MSRResNet
 from src.quant.convert import quant_convs
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mindspore import Tensor, ops
 
-from src.build import build_net
+from src.models.build import build_net
 from src.checkpoint import assign_params
 from src.inference import AdaptiveForward, super_resolve
 

@@ -3,7 +3,7 @@ project's own loading, data and evaluation path (~10 s each on 2 cores)."""
 import pytest
 
 from src.evaluate import evaluate, open_sets
-from src.pipeline import load_fp_net
+from src.models.load import load_fp_net
 
 # SPEC §6 Y-PSNR; SSIM where ../shared/reference/README.md lists it. Measured here (MindSpore 2.10 CPU):
 # 37.2074, 33.1165, 31.3782, 37.5263, 31.2597 dB.

@@ -20,17 +20,20 @@ from mindspore import Tensor
 
 import calibrate
 import eval as eval_cli
-import src.utils
+import src.files
+import src.reproduction
+import src.runtime
 from conftest import message_line
-from src.build import build_net
+from src.models.build import build_net
 from src.calibration.bounds import ObserverSettings, calibrate_act_bounds, init_weight_bounds
 from src.calibration.pac import PacSettings, pixel_aware_calibration
 from src.checkpoint import CheckpointInfo, save_mindspore_checkpoint
-from src.edsr import RGB_MEAN
-from src.pipeline import load_quant_checkpoint, quantized_copy
+from src.models.edsr import RGB_MEAN
+from src.quant.checkpoint import load_quant_checkpoint
+from src.quant.convert import quantized_copy
 from src.quant.convert import QuantSpec
 from src.quant.state import weight_quantizers
-from src.utils import Terminated, handle_termination, interrupted_exit_code
+from src.cli import Terminated, handle_termination, interrupted_exit_code
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALIB = ['--num_calib_images', '4', '--calib_batch_size', '2', '--patch_size', '8']
@@ -43,8 +46,9 @@ def calibrate_args(files, out, *extra):
 
 
 def eval_args(files, out, *extra):
-    return ['--scale', '2', '--data_path', files['bench'], '--dataset', 'Tiny', '--pre_trained', files['ckpt'],
-            '--output_path', str(out), *extra]
+    weights = [] if '--quant_ckpt' in extra else ['--pre_trained', files['ckpt']]
+    return ['--scale', '2', '--data_path', files['bench'], '--dataset', 'Tiny', *weights, '--output_path', str(out),
+            *extra]
 
 
 def contents(folder):
@@ -103,7 +107,7 @@ def _ctrl_c():
 
 
 class _HalfJson:
-    """Stands in for ``json`` in src.utils: writes half a document, then the interruption comes."""
+    """Stands in for ``json`` in src.files: writes half a document, then the interruption comes."""
     interrupt = staticmethod(_sigterm)
 
     @classmethod
@@ -121,7 +125,7 @@ def test_interrupt_while_writing_results_keeps_the_older_json(files, tmp_path, c
     (out / 'results_edsr_baseline_x2_fp_w32a32.json').write_text('{"older": true}\n')
     before = contents(out)
     monkeypatch.setattr(_HalfJson, 'interrupt', staticmethod(interrupt))
-    monkeypatch.setattr(src.utils, 'json', _HalfJson)
+    monkeypatch.setattr(src.files, 'json', _HalfJson)
     assert eval_cli.main(eval_args(files, out)) == code
     assert 'no results JSON was written' in message_line(capsys.readouterr().err, 'interrupted:')
     assert contents(out) == before
@@ -157,13 +161,18 @@ def _load_reproduce_tables():
 def tables_args(files, out, methods):
     return ['--pre_trained', files['ckpt'], '--data_path', files['bench'], '--calib_path', files['calib'],
             '--datasets', 'Tiny', '--scales', '2', '--bits', '8', '--methods', methods, '--out', str(out),
-            '--extra', ' '.join(CALIB + ['--calib_batches', '2', '--seed', '3', '--pac_seed', '7'])]
+            *as_sets(CALIB + ['--calib_batches', '2', '--seed', '3', '--pac_seed', '7'])]
+
+
+def as_sets(flags):
+    """['--key', 'value', …] as reproduce_tables.py's ['--set', 'key=value', …]."""
+    return [a for key, value in zip(flags[::2], flags[1::2]) for a in ('--set', f'{key[2:]}={value}')]
 
 
 def test_sigterm_during_reproduce_tables_keeps_finished_cells(files, tmp_path, capsys, monkeypatch, guarded_signals):
     tables = _load_reproduce_tables()
     (tmp_path / 'cells').mkdir()
-    (tmp_path / 'cells' / 'x2_fp.json').write_text('{"finished": true}\n')
+    (tmp_path / 'cells' / 'edsr_baseline_x2_fp.json').write_text('{"finished": true}\n')
     before = contents(tmp_path)
     children = []
 
@@ -252,7 +261,7 @@ def test_same_seeds_give_identical_checkpoints(ptq4sr_runs):
     assert meta_a.pop('timings') and meta_b.pop('timings')
     assert meta_a == meta_b
     assert (meta_a['seed'], meta_a['pac_seed']) == (0, 1)
-    assert meta_a['versions'] == src.utils.package_versions()
+    assert meta_a['versions'] == src.runtime.package_versions()
 
 
 def test_same_seeds_give_identical_psnr_and_results_record_seeds(files, ptq4sr_runs, tmp_path):
@@ -266,28 +275,28 @@ def test_same_seeds_give_identical_psnr_and_results_record_seeds(files, ptq4sr_r
     for key in ('psnr', 'ssim'):
         assert len({record['results']['Tiny'][key] for record in records}) == 1, key
     for record in records:
-        assert (record['seed'], record['pac_seed'], record['versions']) == (0, 1, src.utils.package_versions())
+        assert (record['seed'], record['pac_seed'], record['versions']) == (0, 1, src.runtime.package_versions())
     assert eval_cli.main(eval_args(files, tmp_path / 'fp')) == 0
     fp = json.loads((tmp_path / 'fp' / 'results_edsr_baseline_x2_fp_w32a32.json').read_text())
-    assert fp['seed'] == 0 and 'pac_seed' not in fp and fp['versions'] == src.utils.package_versions()
+    assert fp['seed'] == 0 and 'pac_seed' not in fp and fp['versions'] == src.runtime.package_versions()
 
 
 def test_reproduce_tables_cells_record_seeds_and_versions(files, tmp_path, monkeypatch):
     tables = _load_reproduce_tables()  # calibration replaced by the FP net: only the bookkeeping is tested
 
-    def fake_calibration(fp_net, info, plan, methods, pac_resume_file):
+    def fake_calibration(fp_net, info, plan, methods, log, pac_resume_file):
         os.makedirs(os.path.dirname(pac_resume_file), exist_ok=True)
         with open(pac_resume_file, 'wb'):  # as an interrupted PaC would have left it
             pass
         return {m: (fp_net, {'timings': {}}) for m in methods}
-    monkeypatch.setattr(tables, 'calibrate_methods', fake_calibration)
+    monkeypatch.setattr(src.reproduction, 'calibrate_methods', fake_calibration)
     assert tables.main(tables_args(files, tmp_path, 'dbdc,ptq4sr')) == 0
-    assert sorted(p.name for p in (tmp_path / 'cells').iterdir()) == ['x2_w8a8_dbdc.json', 'x2_w8a8_ptq4sr.json']
+    assert sorted(p.name for p in (tmp_path / 'cells').iterdir()) == ['edsr_baseline_x2_w8a8_dbdc.json', 'edsr_baseline_x2_w8a8_ptq4sr.json']
     cells = json.loads((tmp_path / 'tables.json').read_text())
-    assert set(cells) == {'x2_w8a8_dbdc', 'x2_w8a8_ptq4sr'}
-    assert (cells['x2_w8a8_ptq4sr']['seed'], cells['x2_w8a8_ptq4sr']['pac_seed']) == (3, 7)
-    assert cells['x2_w8a8_dbdc']['seed'] == 3 and 'pac_seed' not in cells['x2_w8a8_dbdc']
-    assert all(cell['versions'] == src.utils.package_versions() for cell in cells.values())
+    assert set(cells) == {'edsr_baseline_x2_w8a8_dbdc', 'edsr_baseline_x2_w8a8_ptq4sr'}
+    assert (cells['edsr_baseline_x2_w8a8_ptq4sr']['seed'], cells['edsr_baseline_x2_w8a8_ptq4sr']['pac_seed']) == (3, 7)
+    assert cells['edsr_baseline_x2_w8a8_dbdc']['seed'] == 3 and 'pac_seed' not in cells['edsr_baseline_x2_w8a8_dbdc']
+    assert all(cell['versions'] == src.runtime.package_versions() for cell in cells.values())
 
 
 # --- degenerate tensors -----------------------------------------------------------------------------

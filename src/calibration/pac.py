@@ -20,7 +20,7 @@ from tqdm import tqdm
 from src.calibration.adam import TorchAdam, cosine_lr
 from src.calibration.losses import attention_feature_loss, pixel_l1_loss
 from src.quant.state import bound_parameters
-from src.utils import atomic_output
+from src.files import atomic_output
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,14 @@ class PacSettings:
 
 
 def _make_step(qnet, fp_net, params, settings):
-    """One graph-compiled step: FP teacher forward, quantized forward, loss and the gradients of ``params``.
+    """One PaC step: the FP teacher's output and block features (a graph of its own, outside
+    differentiation), then the quantized forward, loss and the gradients of ``params`` (graph mode, ~10x
+    faster than PyNative here).
 
-    Graph mode is ~10x faster than PyNative here. Both phases share this one graph (it returns the
-    gradients of all bounds; each phase applies its own): MindSpore never frees a compiled graph, and a
-    second one for the weight phase kept another ~3 GB for EDSR-baseline x4 at batch 2 x 48².
+    Both phases share the one differentiated graph (it returns the gradients of all bounds; each phase
+    applies its own): MindSpore never frees a compiled graph, and a second one for the weight phase kept
+    another ~3 GB for EDSR-baseline x4 at batch 2 x 48². Two graphs also keep the two networks' Parameter
+    names apart (one graph needs them unique), so the teacher is used as it is, never renamed.
     """
     def loss_fn(x, y_fp, feats_fp):
         y_q, feats_q = qnet.forward_features(x)
@@ -48,12 +51,17 @@ def _make_step(qnet, fp_net, params, settings):
         fea = attention_feature_loss(feats_q, feats_fp)
         return l1 + settings.fea_weight * fea, l1, fea
 
+    teacher = ms.jit(fp_net.forward_features)
     grad_fn = ms.value_and_grad(loss_fn, None, ParameterTuple(params), has_aux=True)
 
     @ms.jit
+    def student(x, y_fp, feats_fp):
+        return grad_fn(x, y_fp, feats_fp)
+
     def step(x):
-        y_fp, feats_fp = fp_net.forward_features(x)
-        return grad_fn(x, ops.stop_gradient(y_fp), [ops.stop_gradient(f) for f in feats_fp])
+        y_fp, feats_fp = teacher(x)
+        # mutable: a tuple of tensors is otherwise a compile-time constant, recompiled at every call
+        return student(x, y_fp, ms.mutable(tuple(feats_fp)))
     return step
 
 

@@ -5,6 +5,9 @@ from mindspore import nn
 
 from src.quant.quant_conv import QuantConv2d
 
+# The released W4A4 / W6A6 configs keep the first and last convs at 8 bit (DIV2K_config.yaml's default too).
+RELEASED_INT8_SCOPE = ('conv_first', 'conv_last')
+
 
 @dataclass(frozen=True)
 class QuantSpec:
@@ -16,7 +19,7 @@ class QuantSpec:
     """
     w_bit: int
     a_bit: int
-    int8_scope: tuple = ('conv_first', 'conv_last')
+    int8_scope: tuple = RELEASED_INT8_SCOPE
     fp_scope: tuple = ()
 
     def bits_for(self, name):
@@ -48,6 +51,12 @@ def convert_to_quant(net, spec):
     for name, param in net.parameters_and_names():
         param.name = name
     return net
+
+
+def quantized_copy(fp_net, info, spec):
+    """A fake-quantized copy of ``fp_net`` (described by CheckpointInfo ``info``); ``fp_net`` is unchanged."""
+    from src.models.load import copy_net  # loading checkpoints needs the quantizer-free models only
+    return convert_to_quant(copy_net(fp_net, info), spec)
 
 
 def quant_convs(net):

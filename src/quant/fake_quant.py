@@ -39,10 +39,10 @@ class FakeQuantizer(nn.Cell):
         self.lower = Parameter(Tensor(np.zeros(shape, np.float32)), name='lower')
         self.upper = Parameter(Tensor(np.ones(shape, np.float32)), name='upper')
         self.grad_scale = 1.0
-        self.observing = False
+        self.bypass = False  # True: pass x through unchanged (float weights, or an observed activation)
 
     def construct(self, x):
-        if self.observing:
+        if self.bypass:
             return x
         # LSQ gradient scale: value of the bound, gradient × grad_scale (the release's operation order).
         # Written inline: MindSpore 2.10's graph compiler mis-resolved a helper function called here

@@ -1,4 +1,4 @@
-"""Switching a converted network between calibration (observe, pass through) and quantization."""
+"""Finding a converted network's quantizers, and switching them between quantizing and bypassing."""
 import contextlib
 
 from src.quant.convert import quant_convs
@@ -15,6 +15,12 @@ def weight_quantizers(net):
     return [(name, conv.weight_quant, conv.weight) for name, conv in quant_convs(net) if conv.weight_quant is not None]
 
 
+def all_quantizers(net):
+    """[('body.0.conv1.input_quant', FakeQuantizer), ('body.0.conv1.weight_quant', …), …]."""
+    return ([(f'{name}.input_quant', q) for name, q in input_quantizers(net)]
+            + [(f'{name}.weight_quant', q) for name, q, _ in weight_quantizers(net)])
+
+
 def bound_parameters(net, kind):
     """The lower/upper Parameters of the ``'act'`` or ``'weight'`` quantizers (what PaC trains)."""
     quantizers = ([q for _, q in input_quantizers(net)] if kind == 'act'
@@ -23,24 +29,24 @@ def bound_parameters(net, kind):
 
 
 def set_weight_quant(net, enabled):
-    """Fake-quantize the weights (True) or pass them through unchanged (False)."""
+    """Fake-quantize the weights (True) or let them bypass their quantizers unchanged (False)."""
     for _, quant, _ in weight_quantizers(net):
-        quant.observing = not enabled
+        quant.bypass = not enabled
 
 
 @contextlib.contextmanager
 def observing(net, make_observer):
-    """Inside the block every conv input passes through unquantized and is fed to its own observer.
+    """Inside the block every conv input bypasses its quantizer and is fed to an observer of its own.
 
     Yields {layer name: observer}. Each input quantizer's gradient scale is fixed from the first batch
-    it sees. Weights pass through too until the caller switches them on with ``set_weight_quant``.
+    it sees. Weights bypass theirs too until the caller switches them on with ``set_weight_quant``.
     Forward pre-hooks only run in PyNative mode, which calibration uses.
     """
     observers, handles = {}, []
     for name, quant in input_quantizers(net):
         observers[name] = make_observer(quant.bits)
         handles.append(quant.register_forward_pre_hook(_recorder(quant, observers[name])))
-        quant.observing = True
+        quant.bypass = True
     set_weight_quant(net, False)
     try:
         yield observers
@@ -48,7 +54,7 @@ def observing(net, make_observer):
         for handle in handles:
             handle.remove()
         for _, quant in input_quantizers(net):
-            quant.observing = False
+            quant.bypass = False
         set_weight_quant(net, True)
 
 

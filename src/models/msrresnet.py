@@ -1,7 +1,7 @@
 """MSRResNet (BasicSR's modified SRResNet: no batch norm; Ledig et al., CVPR 2017 / Wang et al., ESRGAN)."""
 from mindspore import nn, ops
 
-from src.arch_util import ResidualBlockNoBN, make_conv, make_layer
+from src.models.arch_util import ResidualBlockNoBN, make_conv, make_layer
 
 
 class MSRResNet(nn.Cell):

@@ -1,6 +1,6 @@
 """``build_net``: the one place that maps an architecture name to a network."""
-from src.edsr import EDSR
-from src.msrresnet import MSRResNet
+from src.models.edsr import EDSR
+from src.models.msrresnet import MSRResNet
 
 # name -> (class, constructor arguments); widths/depths are the published ones.
 ARCHS = {
@@ -8,6 +8,7 @@ ARCHS = {
     'edsr': (EDSR, dict(num_feat=256, num_block=32, res_scale=0.1)),
     'msrresnet': (MSRResNet, dict(num_feat=64, num_block=16)),
 }
+ARCH_NAMES = {'edsr_baseline': 'EDSR-baseline', 'edsr': 'EDSR', 'msrresnet': 'MSRResNet'}  # for people
 SCALES = (2, 3, 4)
 
 

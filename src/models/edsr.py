@@ -2,7 +2,7 @@
 import numpy as np
 from mindspore import Tensor, nn
 
-from src.arch_util import ResidualBlockNoBN, Upsample, make_conv, make_layer
+from src.models.arch_util import ResidualBlockNoBN, Upsample, make_conv, make_layer
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 

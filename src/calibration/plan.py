@@ -1,0 +1,54 @@
+"""What a calibration run does, resolved once from the validated config: ``CalibrationPlan``."""
+import os
+from dataclasses import dataclass, field
+
+from src.calibration.bounds import ObserverSettings
+from src.calibration.pac import PacSettings
+from src.calibration.schedule import released_schedule
+from src.quant.convert import QuantSpec
+
+METHODS = ('minmax', 'percentile', 'dbdc', 'ptq4sr')  # calibration methods; 'fp' means none
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """Everything a calibration run needs (no zeros meaning 'default': those are resolved here)."""
+    method: str
+    spec: QuantSpec
+    calib_path: str
+    num_calib_images: int
+    patch_size: int
+    seed: int
+    calib_batches: int
+    calib_batch_size: int
+    observer: ObserverSettings
+    pac: PacSettings = field(default_factory=PacSettings)
+    pac_batch_size: int = 2
+    pac_seed: int = 1
+
+
+def plan_from_config(config, arch, scale):
+    """Config → CalibrationPlan; zero batch / iteration counts take the released schedule of ``arch``."""
+    schedule = released_schedule(arch, scale, config.w_bit, config.a_bit)
+    return CalibrationPlan(
+        method=config.method,
+        spec=QuantSpec(config.w_bit, config.a_bit, tuple(config.int8_scope), tuple(config.fp_scope)),
+        calib_path=config.calib_path, num_calib_images=config.num_calib_images,
+        patch_size=config.patch_size or 192 // scale, seed=config.seed,
+        calib_batches=config.calib_batches or schedule.calib_batches, calib_batch_size=config.calib_batch_size,
+        observer=ObserverSettings(config.method, config.dbdc_p, config.dbdc_p_8bit, config.dbdc_bins,
+                                  config.dbdc_lower_edge, config.percentile_p),
+        pac=PacSettings(config.pac_iters or schedule.pac_iters, tuple(config.pac_lr_act),
+                        tuple(config.pac_lr_weight), config.pac_fea_weight, config.pac_fea_grad,
+                        config.pac_log_every),
+        pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed)
+
+
+def quant_checkpoint_path(output_path, arch, scale, w_bit, a_bit, method):
+    """Where calibrate.py writes its result: <output_path>/<arch>_x<s>_w<w>a<a>_<method>.ckpt."""
+    return os.path.join(output_path, f'{arch}_x{scale}_w{w_bit}a{a_bit}_{method}.ckpt')
+
+
+def pac_resume_path(checkpoint_path):
+    """Where PaC keeps its progress: rerunning the same command after an interruption continues from it."""
+    return os.path.splitext(checkpoint_path)[0] + '_pac_state.npz'

@@ -1,0 +1,73 @@
+"""Calibration end to end: calibration crops → weight bounds → activation bounds → PaC, for one or
+several methods sharing one observation pass."""
+import time
+
+import numpy as np
+
+from src.calibration.bounds import apply_act_bounds, init_weight_bounds, observe_act_bounds
+from src.calibration.pac import pixel_aware_calibration
+from src.calibration.plan import METHODS
+from src.dataset import CalibrationImages, random_crop_batches
+from src.errors import UserError
+from src.quant.convert import quantized_copy
+from src.quant.state import input_quantizers
+
+
+def calibrate(fp_net, info, plan, log=print, pac_resume_file=None):
+    """A calibrated fake-quantized copy of ``fp_net`` and a report of bounds and stage timings."""
+    return calibrate_methods(fp_net, info, plan, (plan.method,), log, pac_resume_file)[plan.method]
+
+
+def calibration_batches(plan, scale, count, batch_size, seed):
+    images = CalibrationImages(plan.calib_path, scale, plan.num_calib_images)
+    crops = random_crop_batches(images, plan.patch_size, batch_size, count, seed)
+    return [images.patches(c, plan.patch_size) for c in crops]
+
+
+def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=None):
+    """{method: (qnet, report)} for several methods sharing one observation pass over the data.
+
+    MinMax, Percentile and DBDC see the same activations (weights are calibrated identically), so
+    their statistics come from one pass; PTQ4SR continues from the DBDC bounds with PaC, saving its
+    progress to ``pac_resume_file`` (if given) and continuing from it. ``fp_net`` is left unchanged.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method '{unknown[0]}': use one of {', '.join(METHODS)}")
+    start = time.time()
+    batches = calibration_batches(plan, info.scale, plan.calib_batches, plan.calib_batch_size, plan.seed)
+    data_seconds = round(time.time() - start, 1)
+    observed = sorted({'dbdc' if m == 'ptq4sr' else m for m in methods})
+    start = time.time()
+    probe = quantized_copy(fp_net, info, plan.spec)
+    init_weight_bounds(probe)
+    bounds = observe_act_bounds(probe, batches, plan.observer, observed)
+    observe_seconds = round(time.time() - start, 1)
+    results = {}
+    for i, method in enumerate(methods):
+        qnet = probe if i == len(methods) - 1 else quantized_copy(fp_net, info, plan.spec)
+        if qnet is not probe:
+            init_weight_bounds(qnet)
+        apply_act_bounds(qnet, bounds['dbdc' if method == 'ptq4sr' else method])
+        for (_, src), (_, dst) in zip(input_quantizers(probe), input_quantizers(qnet)):
+            dst.grad_scale = src.grad_scale
+        timings = {'data_seconds': data_seconds, 'act_bounds_seconds': observe_seconds}
+        report = {'timings': timings}
+        if method == 'ptq4sr':
+            report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log, pac_resume_file)
+        qnet.set_train(False)
+        report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}
+        results[method] = (qnet, report)
+    return results
+
+
+def _run_pac(qnet, fp_net, info, plan, timings, log, resume_file):
+    start = time.time()
+    batches = calibration_batches(plan, info.scale, 2 * plan.pac.iters, plan.pac_batch_size, plan.pac_seed)
+    data_seconds = time.time() - start
+    pac = pixel_aware_calibration(qnet, fp_net, batches, plan.pac, log, resume_file)
+    # phase times include iterations done before a resume, so the total is summed, not timed
+    timings['pac_act_seconds'], timings['pac_weight_seconds'] = pac['act']['seconds'], pac['weight']['seconds']
+    timings['pac_seconds'] = round(data_seconds + pac['act']['seconds'] + pac['weight']['seconds'], 1)
+    return {k: {'l1_first': v['l1'][0], 'l1_last': v['l1'][-1], 'l1_mean': float(np.mean(v['l1']))}
+            for k, v in pac.items()}

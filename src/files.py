@@ -1,0 +1,64 @@
+"""Output files: writable folders checked up front, and atomic writes (a file appears whole or not at all)."""
+import contextlib
+import json
+import os
+import tempfile
+
+from src.errors import UserError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def prepare_output_folder(path, flag='--output_path'):
+    """Create ``path`` and check that files can be written there, before any long computation starts."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f'{flag} {path} is a file, not a folder: choose a folder')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f'cannot write to {flag} {path} ({e.strerror}): choose a writable folder') from None
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    An interrupted run therefore leaves the previous file or nothing, never half of a new one.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    base, ext = os.path.splitext(os.path.basename(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=f'.tmp{ext}', dir=folder)
+        os.close(fd)
+    except OSError as e:
+        raise UserError(f'cannot write to {folder} ({e.strerror}): choose a writable --output_path') from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_output(path, mode='w'):
+    """An open file that becomes ``path`` only when the block succeeds (see ``atomic_path``)."""
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if 'b' in mode else 'utf-8') as f:
+        yield f
+
+
+def write_json_atomic(path, data):
+    with atomic_output(path) as f:
+        json.dump(data, f, indent=1)
+        f.write('\n')
+
+
+def remove_if_present(path):
+    if os.path.exists(path):
+        os.remove(path)

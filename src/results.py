@@ -1,0 +1,49 @@
+"""The results record that eval.py, the demo and reproduce_tables.py write, and the method labels."""
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from src.runtime import git_revision, package_versions
+
+METHOD_LABELS = {'fp': 'FP', 'minmax': 'MinMax', 'percentile': 'Percentile', 'dbdc': 'DBDC',
+                 'ptq4sr': 'DBDC+PaC (PTQ4SR)'}
+SHORT_LABELS = {**METHOD_LABELS, 'ptq4sr': 'PTQ4SR'}  # where space is short (picture captions)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What was evaluated: a network, its bits and the method (with the seeds it depends on) that set them."""
+    arch: str
+    scale: int
+    w_bit: int = 32
+    a_bit: int = 32
+    method: str = 'fp'
+    seed: int = 0
+    pac_seed: Optional[int] = None  # only PTQ4SR draws a second crop stream
+
+    def label(self, labels=None):
+        """'fp' or 'dbdc W4A4' (method names as given), or with ``labels`` e.g. 'DBDC W4A4'."""
+        name = (labels or {}).get(self.method, self.method)
+        return name if self.method == 'fp' else f'{name} W{self.w_bit}A{self.a_bit}'
+
+    def results_name(self):
+        return f'results_{self.arch}_x{self.scale}_{self.method}_w{self.w_bit}a{self.a_bit}.json'
+
+
+def command_line(script, args):
+    """``python <script> <args>`` as a user would type it, the script relative to the working directory."""
+    return ' '.join(['python', shlex.quote(os.path.relpath(script))] + [shlex.quote(str(a)) for a in args])
+
+
+def results_record(run, results, timings, self_ensemble=False, chop=False, command=None):
+    """{model, scale, w_bit, a_bit, method, results, timings, seed, [pac_seed], self_ensemble, chop, versions,
+    git_revision, command}: ``results`` is {set: {psnr, ssim, images, seconds}}."""
+    record = {'model': run.arch, 'scale': run.scale, 'w_bit': run.w_bit, 'a_bit': run.a_bit, 'method': run.method,
+              'results': results, 'timings': timings, 'seed': run.seed}
+    if run.pac_seed is not None:
+        record['pac_seed'] = run.pac_seed
+    record.update(self_ensemble=self_ensemble, chop=chop, versions=package_versions(), git_revision=git_revision(),
+                  command=command or command_line(sys.argv[0], sys.argv[1:]))
+    return record

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from src.compare import bicubic_upscale, save_comparison
 from src.dataset import BenchmarkPairs
-from src.inference import AdaptiveForward, super_resolve
+from src.inference import as_forward, super_resolve
 from src.metric import calculate_psnr, calculate_ssim, tensor_to_uint8
 from src.files import atomic_path
 
@@ -28,9 +28,10 @@ def open_sets(data_path, names, scale):
 
 
 def evaluate_set(net, pairs, scale, settings=InferenceSettings(), on_image=None, desc=None):
-    """Mean PSNR / SSIM over one set; ``on_image(name, lr, hr, sr, psnr)`` sees every uint8 SR result."""
+    """Mean PSNR / SSIM over one set; ``on_image(name, lr, hr, sr, psnr)`` sees every uint8 SR result.
+    ``net``: a MindSpore Cell or any forward (NCHW array → NCHW array, see src.inference)."""
     start, psnrs, ssims = time.time(), [], []
-    forward = AdaptiveForward(net)
+    forward = as_forward(net)
     for i in tqdm(range(len(pairs)), desc=desc or pairs.name, unit='img', leave=False):
         name, lr, hr = pairs[i]
         sr = tensor_to_uint8(super_resolve(forward, lr, scale, settings.chop, settings.tile,

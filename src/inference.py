@@ -1,7 +1,12 @@
-"""Whole-image super-resolution of one LR image: plain, tiled (``chop``) or ×8 self-ensemble."""
+"""Whole-image super-resolution of one LR image: plain, tiled (``chop``) or ×8 self-ensemble.
+
+A *forward* here is any callable from a float32 NCHW numpy array to one (``AdaptiveForward`` runs a
+MindSpore network that way; an ONNX Runtime session can be wrapped the same way), so the tiling,
+ensembling and scoring code serves every backend.
+"""
 import mindspore as ms
 import numpy as np
-from mindspore import Tensor
+from mindspore import Tensor, nn
 
 from src.quant.convert import quant_convs
 
@@ -21,17 +26,23 @@ class AdaptiveForward:
         self.graph = None if quant_convs(net) else ms.jit(net.construct)
 
     def __call__(self, x):
-        shape = tuple(x.shape)
+        x, shape = Tensor(x), tuple(x.shape)
         if self.graph is not None and shape in self.seen:
-            return self.graph(x)
+            return self.graph(x).asnumpy()
         self.seen.add(shape)
-        return self.net(x)
+        return self.net(x).asnumpy()
 
 
-def _forward(net, lr):
-    """float32 HWC LR in [0, 1] → float32 HWC SR (unclipped); ``net`` is a Cell or an AdaptiveForward."""
-    out = net(Tensor(np.ascontiguousarray(lr.transpose(2, 0, 1)[None])))
-    return out.asnumpy()[0].transpose(1, 2, 0)
+def as_forward(net):
+    """A forward for ``net``: a MindSpore Cell is wrapped in ``AdaptiveForward``; other callables are
+    taken to map NCHW arrays to NCHW arrays already."""
+    return AdaptiveForward(net) if isinstance(net, nn.Cell) else net
+
+
+def _forward(forward, lr):
+    """float32 HWC LR in [0, 1] → float32 HWC SR (unclipped)."""
+    out = forward(np.ascontiguousarray(lr.transpose(2, 0, 1)[None]))
+    return np.asarray(out)[0].transpose(1, 2, 0)
 
 
 def _forward_tiled(net, lr, scale, tile, overlap):
@@ -71,7 +82,9 @@ def _ensemble_transforms():
 
 
 def super_resolve(net, lr_uint8, scale, chop=False, tile=192, overlap=16, self_ensemble=False):
-    """SR of a uint8 HWC LR image as float32 HWC in the network's output range (≈[0, 1], unclipped)."""
+    """SR of a uint8 HWC LR image as float32 HWC in the network's output range (≈[0, 1], unclipped);
+    ``net`` is a Cell or a forward (see ``as_forward``)."""
+    net = as_forward(net)
     lr = lr_uint8.astype(np.float32) / 255.0
 
     def run(x):

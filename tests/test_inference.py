@@ -84,8 +84,8 @@ def test_chop_with_small_overlap_differs_only_near_seams(net):
 
 
 def upsample_by_repeat(x):
-    """A stand-in network: nearest-neighbour ×2 of an NCHW Tensor (exactly equivariant)."""
-    return Tensor(np.repeat(np.repeat(x.asnumpy(), SCALE, axis=2), SCALE, axis=3))
+    """A stand-in forward: nearest-neighbour ×2 of an NCHW array (exactly equivariant)."""
+    return np.repeat(np.repeat(x, SCALE, axis=2), SCALE, axis=3)
 
 
 def test_self_ensemble_inverts_every_transform():

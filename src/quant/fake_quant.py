@@ -1,6 +1,9 @@
 """Asymmetric fake quantizer with learnable lower/upper bounds (PTQ4SR's ``Quantization``)."""
+import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
+
+from src.quant.fused import fused_fake_quant
 
 # Floor of the bound span, so a degenerate quantizer (lower == upper) gives finite outputs and
 # gradients; far below any real span, so it never changes a calibrated quantizer.
@@ -40,6 +43,9 @@ class FakeQuantizer(nn.Cell):
         self.upper = Parameter(Tensor(np.ones(shape, np.float32)), name='upper')
         self.grad_scale = 1.0
         self.bypass = False  # True: pass x through unchanged (float weights, or an observed activation)
+        # the same arithmetic as one CPU kernel where it can be built (src/quant/fused.py), else composite
+        self.fused = fused_fake_quant() if ms.get_context('device_target') == 'CPU' else None
+        self.levels_tensor = Tensor(np.float32(self.levels))
 
     def construct(self, x):
         if self.bypass:
@@ -50,6 +56,8 @@ class FakeQuantizer(nn.Cell):
         lower_s, upper_s = self.lower * self.grad_scale, self.upper * self.grad_scale
         lower = ops.stop_gradient(self.lower - lower_s) + lower_s
         upper = ops.stop_gradient(self.upper - upper_s) + upper_s
+        if self.fused is not None:
+            return self.fused(x, lower, upper, self.levels_tensor)
         span = ops.maximum(upper - lower, MIN_SPAN)
         z = ops.clamp((x - lower) / span, 0.0, 1.0) * self.levels
         q = ops.stop_gradient(ops.round(z) - z) + z

@@ -5,7 +5,7 @@
 
 Each mode runs in its own child process, so its peak RSS (``ru_maxrss``) is its own. The network has
 random weights and the LR image is random: memory and time do not depend on either. Inference goes
-through the same ``AdaptiveForward`` + ``super_resolve`` as eval.py.
+through the same ``NetForward`` + ``super_resolve`` as eval.py.
 """
 import argparse
 import json
@@ -39,7 +39,7 @@ def measure(args, mode):
     import numpy as np
 
     from src.models.build import build_net
-    from src.inference import AdaptiveForward, super_resolve
+    from src.inference import NetForward, super_resolve
     from src.runtime import init_env
 
     init_env(args.device_target)
@@ -49,7 +49,7 @@ def measure(args, mode):
     net.set_train(False)
     before = peak_rss_mb()
     start = time.time()
-    sr = super_resolve(AdaptiveForward(net), lr, args.scale, chop=mode == 'chop',
+    sr = super_resolve(NetForward(net), lr, args.scale, chop=mode == 'chop',
                        tile=args.chop_tile, overlap=args.chop_overlap)
     return {'mode': mode, 'lr_shape': list(lr.shape[:2]), 'sr_shape': list(sr.shape[:2]),
             'seconds': round(time.time() - start, 1), 'rss_before_mb': round(before), 'peak_rss_mb': round(peak_rss_mb())}

@@ -63,6 +63,7 @@ def observe_act_bounds(qnet, batches, settings, methods=None):
     with observing(qnet, lambda bits: _Fanout({m: make(bits) for m, make in makers.items()})) as fanouts:
         for i, batch in enumerate(tqdm(batches, desc=f"{'+'.join(methods)} calibration", unit='batch', leave=False)):
             qnet(Tensor(batch))
+            fanouts.wait()  # at most one batch of activations in memory
             if i == 0:
                 set_weight_quant(qnet, True)
     return {m: {layer: tuple(fan.observers[m].bounds()) for layer, fan in fanouts.items()} for m in methods}

@@ -43,6 +43,7 @@ class FakeQuantizer(nn.Cell):
         self.upper = Parameter(Tensor(np.ones(shape, np.float32)), name='upper')
         self.grad_scale = 1.0
         self.bypass = False  # True: pass x through unchanged (float weights, or an observed activation)
+        self.inference = False  # True: no gradients will be asked for (see QuantConv2d.freeze)
         # the same arithmetic as one CPU kernel where it can be built (src/quant/fused.py), else composite
         self.fused = fused_fake_quant() if ms.get_context('device_target') == 'CPU' else None
         self.levels_tensor = Tensor(np.float32(self.levels))
@@ -60,7 +61,8 @@ class FakeQuantizer(nn.Cell):
             return self.fused(x, lower, upper, self.levels_tensor)
         span = ops.maximum(upper - lower, MIN_SPAN)
         z = ops.clamp((x - lower) / span, 0.0, 1.0) * self.levels
-        q = ops.stop_gradient(ops.round(z) - z) + z
+        # (round(z) − z) + z is round(z) exactly in float32 (Sterbenz), so inference may skip the two terms
+        q = ops.round(z) if self.inference else ops.stop_gradient(ops.round(z) - z) + z
         return q * span / self.levels + lower
 
     def set_bounds(self, lower, upper):

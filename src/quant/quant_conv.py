@@ -1,5 +1,5 @@
 """``QuantConv2d``: a float conv whose input and weight pass through fake quantizers; bias stays float."""
-from mindspore import nn, ops
+from mindspore import Tensor, nn, ops
 
 from src.quant.fake_quant import FakeQuantizer
 
@@ -21,6 +21,7 @@ class QuantConv2d(nn.Cell):
         self.w_bit, self.a_bit = w_bit, a_bit
         self.input_quant = FakeQuantizer(a_bit) if a_bit < 32 else None
         self.weight_quant = FakeQuantizer(w_bit, channels=conv.out_channels) if w_bit < 32 else None
+        self.frozen_weight = None  # set by freeze(): the quantized weight as a constant
 
     @classmethod
     def from_float(cls, conv, w_bit, a_bit):
@@ -29,7 +30,18 @@ class QuantConv2d(nn.Cell):
         return cls(conv, w_bit, a_bit)
 
     def quantized_weight(self):
+        if self.frozen_weight is not None:
+            return self.frozen_weight
         return self.weight if self.weight_quant is None else self.weight_quant(self.weight)
+
+    def freeze(self):
+        """For inference: quantize the weight once (the same values as every forward would compute), and
+        let the input quantizer skip the straight-through terms, which only serve gradients. Calibration
+        is over once a network is frozen."""
+        if self.weight_quant is not None:
+            self.frozen_weight = Tensor(self.weight_quant(self.weight).asnumpy())
+        if self.input_quant is not None:
+            self.input_quant.inference = True
 
     def construct(self, x):
         if self.input_quant is not None:

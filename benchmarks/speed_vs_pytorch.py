@@ -6,9 +6,8 @@
 Rows (EDSR-baseline ×4, the shared weights or the bundled copy of them, real photo crops):
   fp          full-precision forward, 1×3×128×128, through eval.py's inference path
   quant       W4A4 fake-quantized forward, same input, same path (DBDC bounds)
-  pac_act     one PaC iteration of the activation phase, batch 2×3×48×48 (teacher, quantized forward and
-              backward, Adam step); PyTorch: the release's loop body, which also computes weight-bound grads
-  pac_weight  one PaC iteration of the weight phase, same batch
+  pac         one PaC iteration, batch 2×3×48×48: teacher forward, quantized forward and backward to every
+              bound, Adam step on the activation bounds (the release's loop body)
   dbdc        one DBDC calibration batch, 16×3×48×48 (forward with observers, 2048-bin histograms, peeling)
 Each row runs in a child process per framework (so its peak RSS is its own): warm-up first (MindSpore
 compiles its graphs there), then the median of --repeats timed runs. The PyTorch side is
@@ -27,7 +26,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-WORK = ('fp', 'quant', 'pac_act', 'pac_weight', 'dbdc')
+WORK = ('fp', 'quant', 'pac', 'dbdc')
 SCALE, BITS = 4, 4
 
 
@@ -92,11 +91,10 @@ def mindspore_row(work, threads, repeats):
     if work in ('fp', 'quant'):
         forward = as_forward(fp if work == 'fp' else qnet)
         return timed(lambda: forward(image), 2, repeats)
-    kind = work.split('_')[1]
-    params = bound_parameters(qnet, kind)
-    step = make_pac_step(qnet, fp, params, PacSettings())
-    adam = TorchAdam([p.shape for p in params])
-    return timed(lambda: pac_iteration(step, params, adam, pac_batch, 1e-6), 3, repeats)
+    act = bound_parameters(qnet, 'act')
+    step = make_pac_step(qnet, fp, act + bound_parameters(qnet, 'weight'), PacSettings())
+    adam = TorchAdam([p.shape for p in act])
+    return timed(lambda: pac_iteration(step, act, adam, pac_batch, 5e-3, slice(0, len(act))), 3, repeats)
 
 
 def _dbdc_times(qnet, batch, observer, repeats):
@@ -142,8 +140,7 @@ def torch_row(work, threads, repeats):
             with torch.no_grad():
                 model(image)
         return timed(forward, 2, repeats)
-    optimizer = (ref.make_act_optimizer(qnet) if work == 'pac_act'
-                 else torch.optim.Adam(ref.weight_bounds(qnet), lr=5e-6, betas=(0.9, 0.999), eps=1e-8))
+    optimizer = ref.make_act_optimizer(qnet)
     return timed(lambda: ref.pac_step(qnet, fp, pac_batch, optimizer), 3, repeats)
 
 

@@ -176,11 +176,6 @@ def act_bounds(net):
     return [p for q in input_quantizers(net) for p in (q.lower, q.upper)]
 
 
-def weight_bounds(net):
-    """The parameters PaC's second phase trains."""
-    return [p for q in weight_quantizers(net) for p in (q.lower, q.upper)]
-
-
 def set_bypass(net, acts, weights):
     for q in input_quantizers(net):
         q.bypass = acts

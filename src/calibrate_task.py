@@ -12,23 +12,28 @@ from src.runtime import init_env, set_seed
 
 
 def run_calibrate(config):
-    """Returns the path of the written checkpoint."""
+    """Returns the path of the checkpoint (with --run_distribute: the msrun workers calibrate together
+    and rank 0 writes it)."""
     if config.method == 'fp':
         raise UserError('--method fp has nothing to calibrate: choose minmax, percentile, dbdc or ptq4sr')
+    if config.amp_level != 'O0':
+        raise UserError(f'--amp_level {config.amp_level} applies to evaluation (eval.py): calibration always runs '
+                        'in float32, so drop --amp_level here')
     prepare_output_folder(config.output_path)
-    init_env(config.device_target, config.device_id, config.num_threads)
+    world = init_env(config.device_target, config.device_id, config.num_threads, config.run_distribute)
     set_seed(config.seed)
     fp_net, info = load_fp_net(config.pre_trained, config.arch, config.scale)
     plan = plan_from_config(config, info.arch, info.scale)
-    print(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method} '
-          f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px'
-          + (f', PaC {plan.pac.iters} + {plan.pac.iters} iterations' if config.method == 'ptq4sr' else '') + ')',
-          flush=True)
+    world.log(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method} '
+              f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px'
+              + (f', PaC {plan.pac.iters} + {plan.pac.iters} iterations' if config.method == 'ptq4sr' else '')
+              + (f', {world.size} workers' if world.size > 1 else '') + ')')
     path = quant_checkpoint_path(config.output_path, info.arch, info.scale, config.w_bit, config.a_bit, config.method)
     resume_file = pac_resume_path(path)
-    qnet, report = calibrate(fp_net, info, plan, pac_resume_file=resume_file)
-    save_quant_checkpoint(qnet, info, plan, path, {'timings': report['timings']})
-    write_json_atomic(os.path.splitext(path)[0] + '_report.json', report)
-    remove_if_present(resume_file)
-    print(f"saved {path}; timings {report['timings']}")
+    qnet, report = calibrate(fp_net, info, plan, world.log, resume_file, world)
+    if world.is_main:
+        save_quant_checkpoint(qnet, info, plan, path, {'timings': report['timings']})
+        write_json_atomic(os.path.splitext(path)[0] + '_report.json', report)
+        remove_if_present(resume_file)
+        print(f"saved {path}; timings {report['timings']}")
     return path

@@ -33,6 +33,16 @@ class NetForward:
         return self.graph(Tensor(x)).asnumpy()
 
 
+class PyNativeForward:
+    """Runs a MindSpore network op by op (PyNative): for networks that cannot be compiled into a graph."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, x):
+        return self.net(Tensor(x)).asnumpy()
+
+
 def as_forward(net):
     """A forward for ``net``: a MindSpore Cell is wrapped in ``NetForward``; other callables are
     taken to map NCHW arrays to NCHW arrays already."""

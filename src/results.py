@@ -28,8 +28,9 @@ class RunInfo:
         name = (labels or {}).get(self.method, self.method)
         return name if self.method == 'fp' else f'{name} W{self.w_bit}A{self.a_bit}'
 
-    def results_name(self):
-        return f'results_{self.arch}_x{self.scale}_{self.method}_w{self.w_bit}a{self.a_bit}.json'
+    def results_name(self, amp_level='O0'):
+        suffix = '' if amp_level == 'O0' else f'_{amp_level}'
+        return f'results_{self.arch}_x{self.scale}_{self.method}_w{self.w_bit}a{self.a_bit}{suffix}.json'
 
 
 def command_line(script, args):
@@ -37,13 +38,15 @@ def command_line(script, args):
     return ' '.join(['python', shlex.quote(os.path.relpath(script))] + [shlex.quote(str(a)) for a in args])
 
 
-def results_record(run, results, timings, self_ensemble=False, chop=False, command=None):
-    """{model, scale, w_bit, a_bit, method, results, timings, seed, [pac_seed], self_ensemble, chop, versions,
-    git_revision, command}: ``results`` is {set: {psnr, ssim, images, seconds}}."""
+def results_record(run, results, timings, self_ensemble=False, chop=False, command=None, amp_level='O0', workers=1):
+    """{model, scale, w_bit, a_bit, method, results, timings, seed, [pac_seed], self_ensemble, chop, amp_level,
+    workers, versions, git_revision, command}: ``results`` is {set: {psnr, ssim, images, seconds, per_image}}
+    (``src.evaluate.evaluate``); ``workers``: the data-parallel processes that computed it."""
     record = {'model': run.arch, 'scale': run.scale, 'w_bit': run.w_bit, 'a_bit': run.a_bit, 'method': run.method,
               'results': results, 'timings': timings, 'seed': run.seed}
     if run.pac_seed is not None:
         record['pac_seed'] = run.pac_seed
-    record.update(self_ensemble=self_ensemble, chop=chop, versions=package_versions(), git_revision=git_revision(),
+    record.update(self_ensemble=self_ensemble, chop=chop, amp_level=amp_level, workers=workers,
+                  versions=package_versions(), git_revision=git_revision(),
                   command=command or command_line(sys.argv[0], sys.argv[1:]))
     return record

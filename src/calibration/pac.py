@@ -65,25 +65,30 @@ def make_pac_step(qnet, fp_net, params, settings):
     return step
 
 
-def pac_iteration(step, params, adam, batch, lr, grad_slice=slice(None)):
+def _unchanged(grads, losses):
+    return grads, losses
+
+
+def pac_iteration(step, params, adam, batch, lr, grad_slice=slice(None), reduce=_unchanged):
     """One iteration: gradients on ``batch``, then Adam on ``params``, whose gradients are ``grad_slice`` of
-    those ``step`` returns; returns (L1, feature loss)."""
+    those ``step`` returns (after ``reduce``, which averages them over data-parallel ranks); returns
+    (L1, feature loss)."""
     (_, l1, fea), grads = step(Tensor(batch))
-    grads = grads[grad_slice]
+    grads, (l1, fea) = reduce(grads[grad_slice], (l1, fea))
     new = adam.step([p.asnumpy() for p in params], [g.asnumpy() for g in grads], lr)
     for p, value in zip(params, new):
         ops.assign(p, Tensor(value))  # in place: the compiled step reads this memory
     return float(l1.asnumpy()), float(fea.asnumpy())
 
 
-def _run_phase(step, kind, params, grad_slice, batches, lrs, settings, log, adam, history, on_step):
+def _run_phase(step, kind, params, grad_slice, batches, lrs, settings, log, adam, history, on_step, reduce):
     """Adam on ``params``, whose gradients are ``grad_slice`` of those ``step`` returns, over ``batches``,
     from iteration ``len(history)`` on (earlier ones were done by an interrupted run)."""
     bar = tqdm(range(len(history), len(batches)), desc=f'PaC {kind} bounds', unit='it', leave=False,
                initial=len(history), total=len(batches))
     for k in bar:
         lr = cosine_lr(lrs[0], lrs[1], k, len(batches))
-        l1, fea = pac_iteration(step, params, adam, batches[k], lr, grad_slice)
+        l1, fea = pac_iteration(step, params, adam, batches[k], lr, grad_slice, reduce)
         history.append((l1, settings.fea_weight * fea))
         on_step(adam, history)
         bar.set_postfix(l1=f'{history[-1][0]:.5f}')
@@ -91,6 +96,8 @@ def _run_phase(step, kind, params, grad_slice, batches, lrs, settings, log, adam
             log(f'PaC {kind} iter {k + 1}/{len(batches)} lr {lr:.3g} l1 {history[-1][0]:.6f} '
                 f'fea {history[-1][1]:.6f} avg-l1 {np.mean([h[0] for h in history]):.6f}')
     return history
+
+
 
 
 class ResumeFile:
@@ -139,12 +146,14 @@ class ResumeFile:
             np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
 
 
-def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_file=None):
+def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_file=None, reduce=_unchanged):
     """Run both phases on ``batches`` (float32 NCHW arrays; the first ``iters`` train activation bounds,
     the next ``iters`` weight bounds). Returns {'act'|'weight': {'l1': [...], 'fea': [...], 'seconds'}}.
 
     With ``resume_file`` (a path) the state is saved after every iteration and a matching saved state is
-    continued; the caller deletes the file once it has kept the result.
+    continued; the caller deletes the file once it has kept the result. ``reduce(grads, (l1, fea))`` →
+    ``(grads, (l1, fea))`` sees every step's bound gradients and losses (Tensors) before the Adam update:
+    data-parallel workers average them there (``World.average``); the default keeps them.
     """
     if len(batches) < 2 * settings.iters:
         raise ValueError(f'PaC needs {2 * settings.iters} batches, got {len(batches)}')
@@ -172,7 +181,7 @@ def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_f
 
         part = batches[i * settings.iters:(i + 1) * settings.iters]
         history = _run_phase(step, kind, params[kind], grad_slices[kind], part, lrs, settings, log, adam,
-                             history, save if resume else lambda *_: None)
+                             history, save if resume else lambda *_: None, reduce)
         report[kind] = {'l1': [h[0] for h in history], 'fea': [h[1] for h in history],
                         'seconds': round(time.time() - start, 1)}
     return report

@@ -40,7 +40,7 @@ def plan_from_config(config, arch, scale):
                                   config.dbdc_lower_edge, config.percentile_p),
         pac=PacSettings(config.pac_iters or schedule.pac_iters, tuple(config.pac_lr_act),
                         tuple(config.pac_lr_weight), config.pac_fea_weight, config.pac_fea_grad,
-                        config.pac_log_every),
+                        config.pac_log_every, config.pac_joint, config.pac_relative_lr, config.pac_grad_scale),
         pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed)
 
 

@@ -76,7 +76,7 @@ def _run_pac(qnet, fp_net, info, plan, timings, log, resume_file, world):
     pac = pixel_aware_calibration(qnet, fp_net, batches, plan.pac, log, resume_file if world.size == 1 else None,
                                   world.average)
     # phase times include iterations done before a resume, so the total is summed, not timed
-    timings['pac_act_seconds'], timings['pac_weight_seconds'] = pac['act']['seconds'], pac['weight']['seconds']
-    timings['pac_seconds'] = round(data_seconds + pac['act']['seconds'] + pac['weight']['seconds'], 1)
+    timings.update({f'pac_{phase}_seconds': result['seconds'] for phase, result in pac.items()})
+    timings['pac_seconds'] = round(data_seconds + sum(result['seconds'] for result in pac.values()), 1)
     return {k: {'l1_first': v['l1'][0], 'l1_last': v['l1'][-1], 'l1_mean': float(np.mean(v['l1']))}
             for k, v in pac.items()}

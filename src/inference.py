@@ -13,24 +13,30 @@ from src.quant.state import freeze_for_inference
 
 
 class NetForward:
-    """Runs a MindSpore network on NCHW arrays: one graph with dynamic height and width, compiled on the
-    first call and reused for every input shape.
+    """Runs a MindSpore network on NCHW arrays. A full-precision network runs as one graph with dynamic
+    height and width, compiled on the first call and reused for every input shape; a fake-quantized one is
+    first frozen (``freeze_for_inference``) and runs op by op with the fused quantizer kernel where there is
+    one (CPU), else as a dynamic-shape graph too.
 
-    One dynamic graph, not one per shape: MindSpore never frees a compiled graph, and per-shape graphs
-    (~1.5 GB each for a fake-quantized EDSR-baseline at x4) exhausted 24 GB over a benchmark set.
-    A fake-quantized network is first frozen for inference (``freeze_for_inference``). A graph reads
-    Parameters in place: ``ops.assign`` updates are seen, ``set_data`` is not.
+    Why: MindSpore never frees a compiled graph, and per-shape graphs (~1.5 GB each for a fake-quantized
+    EDSR-baseline at x4) exhausted 24 GB over a benchmark set. MindSpore 2.10 cannot compile its Custom ops
+    (the fused kernel) into a dynamic-shape graph, and the composite quantizer there took 6 GB and 2.4x the
+    time of the fused kernel op by op on Set5 x2 (measured, CPU). A graph reads Parameters in place:
+    ``ops.assign`` updates are seen, ``set_data`` is not.
     """
 
     def __init__(self, net):
+        self.net, self.graph = net, None
         if quant_convs(net):
-            # MindSpore 2.10 cannot compile its Custom ops (the fused quantizer) into a dynamic-shape graph
-            freeze_for_inference(net, fused=False)
+            freeze_for_inference(net)
+            if any(conv.input_quant is not None and conv.input_quant.fused is not None
+                   for _, conv in quant_convs(net)):
+                return
         net.set_inputs(Tensor(shape=[None, 3, None, None], dtype=ms.float32))
-        self.net, self.graph = net, ms.jit(net.construct)
+        self.graph = ms.jit(net.construct)
 
     def __call__(self, x):
-        return self.graph(Tensor(x)).asnumpy()
+        return (self.graph or self.net)(Tensor(x)).asnumpy()
 
 
 class PyNativeForward:

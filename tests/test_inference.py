@@ -135,10 +135,15 @@ def test_graph_forward_matches_pynative_for_every_shape(net):
         ops.assign(bias, Tensor(before))
 
 
-def test_frozen_quantized_graph_is_bit_identical_to_the_calibration_forward():
-    """Inference (weights quantized once, composite quantizer without its gradient-only terms, one
-    dynamic-shape graph) gives exactly the numbers of the network as calibration runs it."""
+@pytest.mark.parametrize('fused', [True, False], ids=['fused_op_by_op', 'composite_graph'])
+def test_frozen_quantized_inference_is_bit_identical_to_the_calibration_forward(fused, monkeypatch):
+    """Inference (weights quantized once, no gradient-only terms; op by op with the fused kernel, or one
+    dynamic-shape graph of the composite quantizer as on GPU / Ascend) gives exactly the numbers of the
+    network as calibration runs it."""
+    import src.quant.fake_quant
     from src.calibration.bounds import init_weight_bounds
+    if not fused:
+        monkeypatch.setattr(src.quant.fake_quant, 'fused_fake_quant', lambda: None)
     from src.quant.convert import QuantSpec, convert_to_quant
     from src.quant.state import input_quantizers
     qnet = convert_to_quant(tiny_net(seed=4), QuantSpec(4, 4))
@@ -150,6 +155,7 @@ def test_frozen_quantized_graph_is_bit_identical_to_the_calibration_forward():
     before = [super_resolve(qnet, lr, SCALE) for lr in images]  # PyNative, training form
     forward = NetForward(qnet)
     assert all(conv.frozen_weight is not None for conv in (qnet.conv_first, qnet.conv_last))
+    assert (forward.graph is None) == (fused and qnet.conv_first.input_quant.fused is not None)
     for lr, want in zip(images, before):
         np.testing.assert_array_equal(super_resolve(forward, lr, SCALE), want)
 

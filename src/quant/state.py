@@ -29,14 +29,11 @@ def bound_parameters(net, kind):
     return [p for q in quantizers for p in (q.lower, q.upper)]
 
 
-def freeze_for_inference(net, fused=True):
+def freeze_for_inference(net):
     """Quantize every weight once and drop the gradient-only terms of the activation quantizers (see
-    QuantConv2d.freeze); ``fused=False`` keeps the composite quantizer (the same numbers), for graphs the
-    fused kernel cannot enter."""
+    QuantConv2d.freeze)."""
     for _, conv in quant_convs(net):
         conv.freeze()
-        if not fused and conv.input_quant is not None:
-            conv.input_quant.fused = None
 
 
 def set_weight_quant(net, enabled):

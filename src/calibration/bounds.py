@@ -6,7 +6,8 @@ from tqdm import tqdm
 
 from src.distributed import LOCAL, merge_indexed, shard
 from src.quant.fake_quant import grad_scale_for
-from src.quant.observer import DBDCObserver, MinMaxObserver, PercentileObserver, weight_minmax_per_channel
+from src.quant.observer import (DBDCObserver, MinMaxObserver, PercentileObserver, weight_minmax_per_channel,
+                                weight_mse_per_channel)
 from src.quant.state import input_quantizers, observing, set_weight_quant, weight_quantizers
 
 OBSERVED_METHODS = ('minmax', 'percentile', 'dbdc')
@@ -44,10 +45,15 @@ class _Fanout:
             observer.update(x)
 
 
-def init_weight_bounds(qnet):
-    """Per output channel: the min and max of that channel's weights (no clipping), once."""
+WEIGHT_BOUNDS = ('minmax', 'mse')
+
+
+def init_weight_bounds(qnet, method='minmax'):
+    """Per output channel, once: the min and max of that channel's weights (released: no clipping), or
+    with ``'mse'`` the shrunk range with the least squared quantization error (``weight_mse_per_channel``)."""
     for _, quant, weight in weight_quantizers(qnet):
-        quant.set_bounds(*weight_minmax_per_channel(weight.asnumpy()))
+        w = weight.asnumpy()
+        quant.set_bounds(*(weight_mse_per_channel(w, quant.bits) if method == 'mse' else weight_minmax_per_channel(w)))
         quant.grad_scale = grad_scale_for(weight.size, quant.bits)
 
 

@@ -23,6 +23,7 @@ class CalibrationPlan:
     calib_batch_size: int
     observer: ObserverSettings
     pac: PacSettings = field(default_factory=PacSettings)
+    weight_bounds: str = 'minmax'  # released; 'mse' (PTQ4SR+)
     pac_batch_size: int = 2
     pac_seed: int = 1
 
@@ -41,7 +42,7 @@ def plan_from_config(config, arch, scale):
         pac=PacSettings(config.pac_iters or schedule.pac_iters, tuple(config.pac_lr_act),
                         tuple(config.pac_lr_weight), config.pac_fea_weight, config.pac_fea_grad,
                         config.pac_log_every, config.pac_joint, config.pac_relative_lr, config.pac_grad_scale),
-        pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed)
+        pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed, weight_bounds=config.weight_bounds)
 
 
 def quant_checkpoint_path(output_path, arch, scale, w_bit, a_bit, method):

@@ -45,14 +45,14 @@ def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=No
     observed = sorted({'dbdc' if m == 'ptq4sr' else m for m in methods})
     start = time.time()
     probe = quantized_copy(fp_net, info, plan.spec)
-    init_weight_bounds(probe)
+    init_weight_bounds(probe, plan.weight_bounds)
     bounds = observe_act_bounds(probe, batches, plan.observer, observed, world)
     observe_seconds = round(time.time() - start, 1)
     results = {}
     for i, method in enumerate(methods):
         qnet = probe if i == len(methods) - 1 else quantized_copy(fp_net, info, plan.spec)
         if qnet is not probe:
-            init_weight_bounds(qnet)
+            init_weight_bounds(qnet, plan.weight_bounds)
         apply_act_bounds(qnet, bounds['dbdc' if method == 'ptq4sr' else method])
         for (_, src), (_, dst) in zip(input_quantizers(probe), input_quantizers(qnet)):
             dst.grad_scale = src.grad_scale

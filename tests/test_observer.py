@@ -174,7 +174,7 @@ def test_mse_weight_bounds_clip_outliers_and_never_lose_to_minmax():
     from src.quant.observer import fake_quantize, weight_mse_per_channel
     rng = np.random.default_rng(0)
     w = rng.laplace(0, 0.02, (3, 8, 5, 5)).astype(np.float32)  # heavy tails: min/max wastes the 4-bit grid
-    w[2] = np.linspace(-1, 1, 200, dtype=np.float32).reshape(8, 5, 5)  # uniform: nothing to clip
+    w[2] = np.linspace(-1, 1, 200, dtype=np.float32).reshape(8, 5, 5)  # uniform: little to gain by clipping
     lower, upper = weight_mse_per_channel(w, 4)
     lo, hi = weight_minmax_per_channel(w)
     flat = w.reshape(3, -1)
@@ -182,7 +182,7 @@ def test_mse_weight_bounds_clip_outliers_and_never_lose_to_minmax():
     err_minmax = ((fake_quantize(flat, lo[:, None], hi[:, None], 4) - flat) ** 2).sum(1)
     assert np.all(err <= err_minmax)
     assert upper[0] < 0.9 * hi[0] and err[0] < 0.9 * err_minmax[0]
-    assert (lower[2], upper[2]) == (lo[2], hi[2])  # s = 1 wins for uniform weights
+    assert upper[2] / hi[2] > upper[0] / hi[0] + 0.05  # uniform weights are clipped less than heavy-tailed ones
     # the chosen shrink is the best of the searched grid (brute force)
     for c in range(3):
         errors = [((fake_quantize(flat[c], lo[c] * s, hi[c] * s, 4) - flat[c]) ** 2).sum()

@@ -2,13 +2,18 @@
 save it as a quantized checkpoint (plus a JSON report of bounds, PaC losses and stage timings)."""
 import os
 
-from src.calibration.plan import pac_resume_path, plan_from_config, quant_checkpoint_path
+from src.calibration.plan import PAC_METHODS, pac_resume_path, plan_from_config, quant_checkpoint_path
 from src.calibration.runner import calibrate
 from src.errors import UserError
 from src.files import prepare_output_folder, remove_if_present, write_json_atomic
 from src.models.load import load_fp_net
 from src.quant.checkpoint import save_quant_checkpoint
 from src.runtime import init_env, set_seed
+
+
+def pac_schedule(pac):
+    return (f', PaC {2 * pac.iters} iterations on all bounds' if pac.joint
+            else f', PaC {pac.iters} + {pac.iters} iterations')
 
 
 def run_calibrate(config):
@@ -26,7 +31,7 @@ def run_calibrate(config):
     plan = plan_from_config(config, info.arch, info.scale)
     world.log(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method} '
               f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px'
-              + (f', PaC {plan.pac.iters} + {plan.pac.iters} iterations' if config.method == 'ptq4sr' else '')
+              + (pac_schedule(plan.pac) if config.method in PAC_METHODS else '')
               + (f', {world.size} workers' if world.size > 1 else '') + ')')
     path = quant_checkpoint_path(config.output_path, info.arch, info.scale, config.w_bit, config.a_bit, config.method)
     resume_file = pac_resume_path(path)

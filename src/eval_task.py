@@ -3,7 +3,7 @@ now, or loaded quantized), evaluate it on the test sets, print the table and wri
 import os
 import time
 
-from src.calibration.plan import pac_resume_path, plan_from_config, quant_checkpoint_path
+from src.calibration.plan import PAC_METHODS, pac_resume_path, plan_from_config, quant_checkpoint_path
 from src.calibration.runner import calibrate
 from src.distributed import LOCAL
 from src.errors import UserError
@@ -33,7 +33,7 @@ def network_for_eval(config, world=LOCAL):
         net, meta = load_quant_checkpoint(config.quant_ckpt, arch=config.arch, scale=config.scale)
         _refuse_conflicts(config, meta)
         run = RunInfo(meta['arch'], meta['scale'], meta['w_bit'], meta['a_bit'], meta['method'], meta['seed'],
-                      meta['pac_seed'] if meta['method'] == 'ptq4sr' else None)
+                      meta['pac_seed'] if meta['method'] in PAC_METHODS else None)
         return net, run, {'load_seconds': 0.0, **meta.get('timings', {})}
     start = time.time()
     fp_net, info = load_fp_net(config.pre_trained, config.arch, config.scale)
@@ -49,7 +49,7 @@ def network_for_eval(config, world=LOCAL):
     if world.is_main:
         remove_if_present(resume_file)
     run = RunInfo(info.arch, info.scale, config.w_bit, config.a_bit, config.method, config.seed,
-                  config.pac_seed if config.method == 'ptq4sr' else None)
+                  config.pac_seed if config.method in PAC_METHODS else None)
     return qnet, run, {**timings, **report['timings']}
 
 

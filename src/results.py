@@ -8,8 +8,8 @@ from typing import Optional
 from src.runtime import git_revision, package_versions
 
 METHOD_LABELS = {'fp': 'FP', 'minmax': 'MinMax', 'percentile': 'Percentile', 'dbdc': 'DBDC',
-                 'ptq4sr': 'DBDC+PaC (PTQ4SR)'}
-SHORT_LABELS = {**METHOD_LABELS, 'ptq4sr': 'PTQ4SR'}  # where space is short (picture captions)
+                 'ptq4sr': 'DBDC+PaC (PTQ4SR)', 'ptq4sr_plus': 'PTQ4SR+ (ours)'}
+SHORT_LABELS = {**METHOD_LABELS, 'ptq4sr': 'PTQ4SR', 'ptq4sr_plus': 'PTQ4SR+'}  # where space is short (picture captions)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import numpy as np
 
 from src.calibration.bounds import apply_act_bounds, init_weight_bounds, observe_act_bounds
 from src.calibration.pac import pixel_aware_calibration
-from src.calibration.plan import METHODS
+from src.calibration.plan import METHODS, PAC_METHODS, observed_as
 from src.dataset import CalibrationImages, random_crop_batches
 from src.distributed import LOCAL, batch_share, check_even_split
 from src.errors import UserError
@@ -37,12 +37,14 @@ def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=No
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"unknown method '{unknown[0]}': use one of {', '.join(METHODS)}")
-    if 'ptq4sr' in methods:
+    if 'ptq4sr_plus' in methods and len(methods) > 1:
+        raise ValueError('ptq4sr_plus has a plan of its own (weight bounds, DBDC p): calibrate it alone')
+    if any(m in PAC_METHODS for m in methods):
         check_even_split(plan.pac_batch_size, world.size)  # before the minutes of DBDC, not after
     start = time.time()
     batches = calibration_batches(plan, info.scale, plan.calib_batches, plan.calib_batch_size, plan.seed)
     data_seconds = round(time.time() - start, 1)
-    observed = sorted({'dbdc' if m == 'ptq4sr' else m for m in methods})
+    observed = sorted({observed_as(m) for m in methods})
     start = time.time()
     probe = quantized_copy(fp_net, info, plan.spec)
     init_weight_bounds(probe, plan.weight_bounds)
@@ -53,12 +55,12 @@ def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=No
         qnet = probe if i == len(methods) - 1 else quantized_copy(fp_net, info, plan.spec)
         if qnet is not probe:
             init_weight_bounds(qnet, plan.weight_bounds)
-        apply_act_bounds(qnet, bounds['dbdc' if method == 'ptq4sr' else method])
+        apply_act_bounds(qnet, bounds[observed_as(method)])
         for (_, src), (_, dst) in zip(input_quantizers(probe), input_quantizers(qnet)):
             dst.grad_scale = src.grad_scale
         timings = {'data_seconds': data_seconds, 'act_bounds_seconds': observe_seconds}
         report = {'timings': timings}
-        if method == 'ptq4sr':
+        if method in PAC_METHODS:
             report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log, pac_resume_file, world)
         qnet.set_train(False)
         report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}

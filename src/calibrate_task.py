@@ -20,11 +20,13 @@ def run_calibrate(config):
     set_seed(config.seed)
     fp_net, info = load_fp_net(config.pre_trained, config.arch, config.scale)
     plan = plan_from_config(config, info.arch, info.scale)
-    print(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method} '
+    grid = ' on the integer grid (int_zero_point)' if config.int_zero_point else ''
+    print(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method}{grid} '
           f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px'
           + (f', PaC {plan.pac.iters} + {plan.pac.iters} iterations' if config.method == 'ptq4sr' else '') + ')',
           flush=True)
-    path = quant_checkpoint_path(config.output_path, info.arch, info.scale, config.w_bit, config.a_bit, config.method)
+    path = quant_checkpoint_path(config.output_path, info.arch, info.scale, config.w_bit, config.a_bit, config.method,
+                                 config.int_zero_point)
     resume_file = pac_resume_path(path)
     qnet, report = calibrate(fp_net, info, plan, pac_resume_file=resume_file)
     save_quant_checkpoint(qnet, info, plan, path, {'timings': report['timings']})

@@ -81,13 +81,14 @@ def measure_latency(args, model, threads):
     return json.loads(lines[0][len('RESULT '):])
 
 
-def export_models(args, scale):
+def export_models(args, info):
     """{key: path} of the exported FP MINDIR / ONNX and each checkpoint's integer ONNX."""
     from src.export_task import run_export
-    base = {'scale': scale, 'output_path': args.out, 'calib_path': args.calib_path,
+    base = {'scale': info.scale, 'output_path': args.out, 'calib_path': args.calib_path,
             **dict(parse_assignment(text) for text in args.set)}
+    fp_name = os.path.join(args.out, f'{info.arch}_x{info.scale}_fp')
     paths = {fmt: run_export(make_config({**base, 'pre_trained': args.pre_trained, 'file_format': fmt.upper(),
-                                          'file_name': os.path.join(args.out, f'fp_{fmt}')}))
+                                          'file_name': fp_name}))
              for fmt in ('mindir', 'onnx')}
     for ckpt in filter(None, args.quant_ckpts.split(',')):
         name = os.path.splitext(os.path.basename(ckpt))[0]
@@ -111,7 +112,7 @@ def benchmark(args, argv):
     os.makedirs(args.out, exist_ok=True)
     fp_net, info = load_fp_net(args.pre_trained)
     sets = open_sets(args.data_path, args.dataset, info.scale)
-    paths = export_models(args, info.scale)
+    paths = export_models(args, info)
     models = [('FP', 'MindSpore (graph)', paths['mindir']), ('FP', 'onnxruntime FP32', paths['onnx'])]
     quant = {}
     for ckpt in filter(None, args.quant_ckpts.split(',')):
@@ -130,11 +131,13 @@ def benchmark(args, argv):
         row['psnr'] = score(OrtForward(path, cpu_threads(0)), sets, info.scale)
     names = [s.name for s in sets]
     table = format_deploy_table(rows, threads, names)
+    simulation = {}
     if args.simulation == 'True':
-        gaps = [(row['model'], score(qnet, sets, info.scale), row['psnr'])
-                for row, (qnet, _) in zip(rows[2:], quant.values())]
-        table += '\n\n' + format_gap_table(gaps, names)
-    record = {'rows': rows, 'threads': threads, 'input': [1, 3, args.size, args.size], 'repeats': args.repeats,
+        simulation = {row['model']: score(qnet, sets, info.scale) for row, (qnet, _) in zip(rows[2:], quant.values())}
+        table += '\n\n' + format_gap_table([(row['model'], simulation[row['model']], row['psnr'])
+                                             for row in rows[2:]], names)
+    record = {'rows': rows, 'simulation_psnr': simulation, 'threads': threads,
+              'input': [1, 3, args.size, args.size], 'repeats': args.repeats,
               'load_average_before': load_before, 'load_average_after': load_after,
               'machine': {'cpus': os.cpu_count(), 'processor': platform.processor() or platform.machine()},
               'table': table, 'command': command_line(__file__, argv)}

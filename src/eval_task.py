@@ -14,16 +14,21 @@ from src.results import RunInfo, results_record, run_info_from_meta
 from src.runtime import init_env, set_seed
 
 
+def refuse_conflicting_settings(config, run, source):
+    """A quantized model carries its method and bits (``run``): an explicit different value is a mistake."""
+    for key in ('method', 'w_bit', 'a_bit', 'int_zero_point'):
+        if key in config.explicit and getattr(config, key) != getattr(run, key):
+            grid = ', integer zero point' if run.int_zero_point else ''
+            raise UserError(f'--{key} {getattr(config, key)} conflicts with {source}, which is '
+                            f'{run.method} W{run.w_bit}A{run.a_bit}{grid}: drop --{key} (or calibrate anew)')
+
+
 def refuse_conflicts(config, meta):
     """A quantized checkpoint carries its weights, method and bits: an explicit different value is a mistake."""
     if 'pre_trained' in config.explicit and config.pre_trained:
         raise UserError(f'--pre_trained and --quant_ckpt were both given, but {config.quant_ckpt} carries its own '
                         'weights: drop --pre_trained')
-    for key in ('method', 'w_bit', 'a_bit', 'int_zero_point'):
-        if key in config.explicit and getattr(config, key) != meta[key]:
-            grid = ', integer zero point' if meta['int_zero_point'] else ''
-            raise UserError(f'--{key} {getattr(config, key)} conflicts with {config.quant_ckpt}, which is '
-                            f"{meta['method']} W{meta['w_bit']}A{meta['a_bit']}{grid}: drop --{key} (or calibrate anew)")
+    refuse_conflicting_settings(config, run_info_from_meta(meta), config.quant_ckpt)
 
 
 def network_for_eval(config):

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from src.calibration.bounds import ObserverSettings
 from src.dataset import CalibrationImages
 from src.deploy.mindspore_export import export_mindspore
 from src.deploy.onnx_export import export_float_onnx, export_integer_onnx
@@ -21,7 +22,11 @@ from src.results import RunInfo, run_info_from_meta
 from src.runtime import cpu_threads, git_revision, init_env, package_versions
 
 EXTENSIONS = {'MINDIR': '.mindir', 'ONNX': '.onnx', 'AIR': '.air'}
-EXAMPLE_SIZE = (36, 44)  # LR input of the MINDIR / float checks; not square, so a swapped H/W shows
+
+
+def _example_input(config):
+    """The seeded input of the MINDIR / float checks: not square, so a swapped height and width shows."""
+    return np.random.RandomState(config.seed).rand(config.batch_size, 3, 36, 44).astype(np.float32)
 
 
 def export_path(config, run):
@@ -58,8 +63,8 @@ def onnx_metadata(run, source, integer):
 
 
 def _calibration_images(config, scale):
-    """The calibration LR images, whole, as 1×3×H×W float32 arrays in [0, 1]: the integer model's requantization
-    bounds are their min/max over these (whole images cover more than crops; 100 run in seconds)."""
+    """The calibration LR images, whole, as 1×3×H×W float32 arrays in [0, 1], for the integer model's
+    requantization bounds (src/deploy/requant.py; 100 whole images run in seconds)."""
     images = CalibrationImages(config.calib_path, scale, config.num_calib_images)
     return [np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32) / 255 for image in images.images]
 
@@ -67,14 +72,14 @@ def _calibration_images(config, scale):
 def _export_onnx(config, net, run, path):
     source = config.quant_ckpt or config.pre_trained
     if run.method == 'fp':
-        x = np.random.RandomState(config.seed).rand(config.batch_size, 3, *EXAMPLE_SIZE).astype(np.float32)
-        return export_float_onnx(net, path, x, onnx_metadata(run, source, integer=False))
+        return export_float_onnx(net, path, _example_input(config), onnx_metadata(run, source, integer=False))
     batches = _calibration_images(config, run.scale)
     x = np.repeat(batches[0], config.batch_size, axis=0)  # a natural image: noise drives activations off calibration
     if not run.int_zero_point:  # the integer model runs on the integer grid: check it against that simulation
         net, _ = load_quant_checkpoint(config.quant_ckpt, int_zero_point=True)
-    return export_integer_onnx(net, path, x, batches, onnx_metadata(run, source, integer=True),
-                               cpu_threads(config.num_threads))
+    settings = ObserverSettings('dbdc', config.dbdc_p, config.dbdc_p_8bit, config.dbdc_bins, config.dbdc_lower_edge)
+    return export_integer_onnx(net, path, x, batches, lambda: settings.make_observer(8),
+                               onnx_metadata(run, source, integer=True), cpu_threads(config.num_threads))
 
 
 def run_export(config):
@@ -92,7 +97,6 @@ def run_export(config):
     if config.file_format == 'ONNX':
         _export_onnx(config, net, run, path)
     else:
-        x = np.random.RandomState(config.seed).rand(config.batch_size, 3, *EXAMPLE_SIZE).astype(np.float32)
-        export_mindspore(net, path, x, config.file_format)
+        export_mindspore(net, path, _example_input(config), config.file_format)
     print(f'wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)')
     return path

@@ -199,9 +199,10 @@ def test_failed_verification_leaves_no_file(files, tmp_path, capsys, monkeypatch
     ('{root}/absent.onnx', [], r'absent\.onnx does not exist'),
     ('{ckpt}', [], 'is not a model onnxruntime can load'),
     ('{fp}', ['--scale', '4'], r'is a ×2 model but --scale 4 was given: pass --scale 2'),
+    ('{w8}', ['--method', 'minmax', '--w_bit', '4', '--a_bit', '4'], r'--w_bit 4 conflicts with .*minmax W8A8'),
 ])
 def test_eval_onnx_errors_are_one_line(files, exported, tmp_path, capsys, model, flags, message):
-    model = model.format(root=files['root'], ckpt=files['ckpt'], fp=exported['fp'])
+    model = model.format(root=files['root'], ckpt=files['ckpt'], fp=exported['fp'], w8=exported[8])
     scale = [] if '--scale' in flags else ['--scale', str(SCALE)]
     assert eval_onnx.main([*scale, '--data_path', files['bench'], '--dataset', 'Tiny', '--pre_trained', model,
                            '--output_path', str(tmp_path / 'out'), *flags]) == 2
@@ -231,8 +232,7 @@ def test_benchmark_deploy_on_the_tiny_network(files, quant_ckpts, tmp_path):
     result = _run_script([sys.executable, 'scripts/benchmark_deploy.py', '--pre_trained', files['ckpt'],
                           '--quant_ckpts', quant_ckpts[8], '--out', str(out), '--data_path', files['bench'],
                           '--dataset', 'Tiny', '--calib_path', files['calib'], '--size', '16', '--repeats', '2',
-                          '--threads', '1', '--set', 'num_calib_images=4', '--set', 'calib_batches=2', '--set', 'calib_batch_size=2',
-                          '--set', 'patch_size=8'], tmp_path)
+                          '--threads', '1', '--set', 'num_calib_images=4'], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((out / 'benchmark_deploy.json').read_text())
     assert [(r['model'], r['runtime']) for r in record['rows']] == [

@@ -20,7 +20,7 @@ def _run(bits, lower, upper, x, channels=0, int_zero_point=True):
 
 
 def test_zero_point_is_rounded_to_an_integer_keeping_the_step():
-    # 2 bits, l = -0.4, u = 2.6: s = 1, -l/s = 0.4 -> z = 0, so the grid is 0, 1, 2, 3 (the released one is -0.4 ... 2.6)
+    # 2 bits, l = -0.4, u = 2.6: s = 1, -l/s = 0.4 -> z = 0: the grid is 0, 1, 2, 3 (released: -0.4 ... 2.6)
     x = [-1.0, -0.1, 0.4, 0.6, 1.4, 2.5, 9.0]
     np.testing.assert_allclose(_run(2, -0.4, 2.6, x), [0, 0, 0, 1, 1, 2, 3], atol=1e-6)
     np.testing.assert_allclose(_run(2, -0.4, 2.6, x, int_zero_point=False), [-0.4, -0.4, 0.6, 0.6, 1.6, 2.6, 2.6],

@@ -15,8 +15,8 @@ from src.models.msrresnet import MSRResNet
 
 # Convs whose output stays float in the integer model (a float Conv in onnxruntime, not fused): conv_first
 # starts the residual stream and the global skip, conv_after_body feeds the global skip, conv_last writes the
-# image. Together ~3 % of EDSR-baseline x4's multiply-adds; requantizing their outputs to 8 bits cost 0.007,
-# 0.005 and 0.006 dB on Set5 (x4 W8A8 DBDC), the 16 conv2 outputs together 0.001-0.007 dB.
+# image. Together ~3 % of EDSR-baseline x4's multiply-adds; requantizing their outputs to 8 bits (min/max bounds)
+# cost 0.007, 0.005 and 0.006 dB on Set5 (x4 W8A8 DBDC), the 16 conv2 outputs together 0.001-0.007 dB.
 FLOAT_OUTPUT_CONVS = ('conv_first', 'conv_after_body', 'conv_last')
 
 

@@ -131,12 +131,12 @@ class IntegerOps(FloatOps):
         return scale, zero, 2 ** quant.bits - 1
 
     def _quantize(self, x, scale, zero, name):
-        return self.graph.op('QuantizeLinear', [x, self.graph.const(f'{name}.scale', scale),
-                                                self.graph.const(f'{name}.zero', zero.astype(np.uint8))], f'{name}.q')
+        scale, zero = self.graph.const(f'{name}.scale', scale), self.graph.const(f'{name}.zero', zero.astype(np.uint8))
+        return self.graph.op('QuantizeLinear', [x, scale, zero], f'{name}.q')
 
     def _dequantize(self, q, scale, zero, name):
-        return self.graph.op('DequantizeLinear', [q, self.graph.const(f'{name}.scale', scale),
-                                                  self.graph.const(f'{name}.zero', zero.astype(np.uint8))], f'{name}.dq')
+        scale, zero = self.graph.const(f'{name}.scale', scale), self.graph.const(f'{name}.zero', zero.astype(np.uint8))
+        return self.graph.op('DequantizeLinear', [q, scale, zero], f'{name}.dq')
 
     def _clip(self, q, low, high, name):
         """Integer clip to the b-bit levels a uint8 tensor carries (and ReLU: levels below the zero point)."""

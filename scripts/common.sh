@@ -21,3 +21,13 @@ run_logged() {
   "$@" 2>&1 | tee "$log"
   return "${PIPESTATUS[0]}"
 }
+
+# report_worker_errors LOG_DIR RC: after msrun failed, repeat the workers' `error:` lines (each once, on stderr)
+# and exit 2 (a bad input), or else point at the worker logs and exit RC.
+report_worker_errors() {
+  local errors
+  errors=$(cat "$1"/*.log 2>/dev/null | tr '\r' '\n' | grep '^error: ' | sort -u)
+  if [ -n "$errors" ]; then echo "$errors" >&2; exit 2; fi
+  echo "error: a worker failed (exit code $2): see the worker logs in $1" >&2
+  exit "$2"
+}

@@ -106,9 +106,11 @@ def run_tables(args, argv):
             todo = [m for m in args.methods if not os.path.isfile(cell_path(args.out, arch, scale, bits, m))]
             if 'fp' in todo:
                 run_group_process(argv, scale, bits, ['fp'])
-            todo = [m for m in todo if m != 'fp']
-            if todo:
-                run_group_process(argv, scale, bits, todo)
+            # PTQ4SR+ starts from bounds of its own (weights, DBDC p): a calibration pass of its own
+            shared = [m for m in todo if m not in ('fp', 'ptq4sr_plus')]
+            for group in (shared, [m for m in todo if m == 'ptq4sr_plus']):
+                if group:
+                    run_group_process(argv, scale, bits, group)
             write_tables(args.out, load_cells(args.out))
     write_tables(args.out, load_cells(args.out))
 

@@ -7,6 +7,7 @@ When a set has no LR_bicubic/X<s> folder at all, its LR images are made from HR 
 MATLAB-compatible bicubic resize; a folder that lacks some images is an error.
 """
 import os
+import re
 
 import numpy as np
 from PIL import Image
@@ -64,13 +65,31 @@ def check_sizes(lr, hr, scale, lr_path, hr_path):
                             f'check --scale or regenerate the LR image')
 
 
+def split_subset(name):
+    """'BSD200[100:200]' → ('BSD200', slice(100, 200)); a plain name → (name, None). The slice counts
+    images sorted by file name from 0, as Python does (so [100:] is the 101st image on)."""
+    match = re.fullmatch(r'(.+?)\[(\d*):(\d*)\]', name)
+    if not match:
+        if '[' in name:
+            raise UserError(f"dataset '{name}' has a malformed subset: write e.g. 'BSD200[100:200]'")
+        return name, None
+    start, stop = (int(v) if v else None for v in match.group(2, 3))
+    return match.group(1), slice(start, stop)
+
+
 class BenchmarkPairs:
-    """(name, LR, HR) of one test set; HR is cropped top-left to LR size × scale (uint8 HWC)."""
+    """(name, LR, HR) of one test set (or a slice of it, 'BSD200[100:200]', for a validation split);
+    HR is cropped top-left to LR size × scale (uint8 HWC)."""
 
     def __init__(self, root, name, scale):
         self.name, self.scale = name, scale
-        hr_dir, self.lr_dir = set_folders(root, name, scale)
-        self.hr_paths = list_images(hr_dir, f'HR folder of {name}')
+        folder, subset = split_subset(name)
+        hr_dir, self.lr_dir = set_folders(root, folder, scale)
+        self.hr_paths = list_images(hr_dir, f'HR folder of {folder}')
+        if subset is not None:
+            self.hr_paths = self.hr_paths[subset]
+            if not self.hr_paths:
+                raise UserError(f"dataset '{name}' selects no image of the {len(list_images(hr_dir))} in {hr_dir}")
         self.generate_lr = not os.path.isdir(self.lr_dir)
 
     def __len__(self):

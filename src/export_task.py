@@ -18,6 +18,7 @@ from src.eval_task import refuse_conflicts
 from src.files import prepare_output_folder
 from src.models.load import load_fp_net
 from src.quant.checkpoint import load_quant_checkpoint
+from src.quant.state import use_composite_quantizers
 from src.results import RunInfo, run_info_from_meta
 from src.runtime import cpu_threads, git_revision, init_env, package_versions
 
@@ -97,6 +98,7 @@ def run_export(config):
     if config.file_format == 'ONNX':
         _export_onnx(config, net, run, path)
     else:
+        use_composite_quantizers(net)  # the fused kernel's Custom op cannot be written into MINDIR / AIR
         export_mindspore(net, path, _example_input(config), config.file_format)
     print(f'wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)')
     return path

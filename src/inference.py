@@ -1,6 +1,6 @@
 """Whole-image super-resolution of one LR image: plain, tiled (``chop``) or ×8 self-ensemble.
 
-A *forward* here is any callable from a float32 NCHW numpy array to one (``AdaptiveForward`` runs a
+A *forward* here is any callable from a float32 NCHW numpy array to one (``NetForward`` runs a
 MindSpore network that way; an ONNX Runtime session can be wrapped the same way), so the tiling,
 ensembling and scoring code serves every backend.
 """
@@ -9,34 +9,50 @@ import numpy as np
 from mindspore import Tensor, nn
 
 from src.quant.convert import quant_convs
+from src.quant.state import freeze_for_inference
 
 
-class AdaptiveForward:
-    """Calls a full-precision ``net`` in PyNative mode for an input shape seen for the first time and
-    through a graph (``ms.jit``) from its second occurrence on; a fake-quantized net always in PyNative.
+class NetForward:
+    """Runs a MindSpore network on NCHW arrays. A full-precision network runs as one graph with dynamic
+    height and width, compiled on the first call and reused for every input shape; a fake-quantized one is
+    first frozen (``freeze_for_inference``) and runs op by op with the fused quantizer kernel where there is
+    one (CPU), else as a dynamic-shape graph too.
 
-    A graph runs ~2.5x faster but compiles per input shape (~1 s for EDSR-baseline) and keeps its own
-    buffers for every intermediate tensor. With fake quantizers that is ~1.5 GB per 80x120 LR shape at
-    x4, never released (measured, MindSpore 2.10 CPU), which exhausted 24 GB in a multi-method run.
-    A graph reads Parameters in place: ``ops.assign`` updates are seen, ``set_data`` is not.
+    Why: MindSpore never frees a compiled graph, and per-shape graphs (~1.5 GB each for a fake-quantized
+    EDSR-baseline at x4) exhausted 24 GB over a benchmark set. MindSpore 2.10 cannot compile its Custom ops
+    (the fused kernel) into a dynamic-shape graph, and the composite quantizer there took 6 GB and 2.4x the
+    time of the fused kernel op by op on Set5 x2 (measured, CPU). A graph reads Parameters in place:
+    ``ops.assign`` updates are seen, ``set_data`` is not.
     """
 
     def __init__(self, net):
-        self.net, self.seen = net, set()
-        self.graph = None if quant_convs(net) else ms.jit(net.construct)
+        self.net, self.graph = net, None
+        if quant_convs(net):
+            freeze_for_inference(net)
+            if any(conv.input_quant is not None and conv.input_quant.fused is not None
+                   for _, conv in quant_convs(net)):
+                return
+        net.set_inputs(Tensor(shape=[None, 3, None, None], dtype=ms.float32))
+        self.graph = ms.jit(net.construct)
 
     def __call__(self, x):
-        x, shape = Tensor(x), tuple(x.shape)
-        if self.graph is not None and shape in self.seen:
-            return self.graph(x).asnumpy()
-        self.seen.add(shape)
-        return self.net(x).asnumpy()
+        return (self.graph or self.net)(Tensor(x)).asnumpy()
+
+
+class PyNativeForward:
+    """Runs a MindSpore network op by op (PyNative): for networks that cannot be compiled into a graph."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, x):
+        return self.net(Tensor(x)).asnumpy()
 
 
 def as_forward(net):
-    """A forward for ``net``: a MindSpore Cell is wrapped in ``AdaptiveForward``; other callables are
+    """A forward for ``net``: a MindSpore Cell is wrapped in ``NetForward``; other callables are
     taken to map NCHW arrays to NCHW arrays already."""
-    return AdaptiveForward(net) if isinstance(net, nn.Cell) else net
+    return NetForward(net) if isinstance(net, nn.Cell) else net
 
 
 def _forward(forward, lr):

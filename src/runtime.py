@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from src.distributed import check_launcher, join_world, workers_here
 from src.errors import UserError
 
 DEVICES = ('Ascend', 'GPU', 'CPU')
@@ -13,19 +14,23 @@ _THREADS_SET = []  # MindSpore refuses to set thread counts twice per process; m
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def cpu_threads(requested=0):
-    """Kernel threads for ``--num_threads`` (0: the cores this process may use)."""
+def cpu_threads(requested=0, workers=1):
+    """Kernel threads for ``--num_threads`` (0: this process's share of the cores it may use, when
+    ``workers`` processes share them; more threads than cores only make the workers wait on each other)."""
     if requested:
         return requested
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, cores // workers)
 
 
-def init_env(device_target, device_id=0, num_threads=0):
-    """Select the MindSpore backend; a backend this installation cannot run is an error, not a fallback."""
+def init_env(device_target, device_id=0, num_threads=0, run_distribute=False):
+    """Select the MindSpore backend (a backend this installation cannot run is an error, not a fallback)
+    and, with ``run_distribute``, join the msrun cluster. Returns the process's ``src.distributed.World``."""
     import mindspore as ms
+    check_launcher(run_distribute)
     if device_target not in DEVICES:
         raise UserError(f"--device_target {device_target!r} is unknown: use one of {', '.join(DEVICES)}")
     if not ms.hal.is_available(device_target):
@@ -41,11 +46,12 @@ def init_env(device_target, device_id=0, num_threads=0):
             raise UserError(f'MindSpore already runs on {current} in this process: '
                             f'start a new process for --device_target {device_target}') from None
     if device_target == 'CPU' and not _THREADS_SET:
-        threads = cpu_threads(num_threads)
+        threads = cpu_threads(num_threads, workers_here() if run_distribute else 1)
         # Kernel threads only: MindSpore warns ("total num of thread pool is 3, but the num of cpu core
         # is 2") once dispatch threads are set too and the sum exceeds the cores.
         ms.device_context.cpu.op_tuning.threads_num(threads)
         _THREADS_SET.append(threads)
+    return join_world(run_distribute)
 
 
 def set_seed(seed):

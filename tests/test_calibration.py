@@ -15,7 +15,7 @@ from src.models.edsr import RGB_MEAN
 from src.quant.convert import quantized_copy
 from src.quant.convert import QuantSpec, convert_to_quant
 from src.quant.observer import MinMaxObserver
-from src.quant.state import input_quantizers, observing, weight_quantizers
+from src.quant.state import all_quantizers, input_quantizers, observing, weight_quantizers
 
 INFO = CheckpointInfo('edsr_baseline', 2, 8, 2, 'pth')
 
@@ -354,3 +354,33 @@ def test_pac_ignores_the_state_of_another_run(tmp_path):
     messages.clear()
     pixel_aware_calibration(qnet, fp, batches, PacSettings(iters=1), log=messages.append, resume_file=state)
     assert messages[0].startswith(f'PaC: ignoring unreadable resume file {state}')
+
+
+# --- PaC options beyond the release (PTQ4SR+) --------------------------------------------------------
+def test_joint_phase_trains_every_bound_on_every_batch():
+    fp, qnet, batches, held_out = _calibrated_pair(1, 8)
+    before = _bounds(qnet)
+    l1_before = _held_out_l1(qnet, fp, held_out)
+    settings = PacSettings(iters=4, lr_act=(0.05, 0.02), lr_weight=(0.05, 0.02), joint=True, relative_lr=True,
+                           grad_scale=False)
+    report = pixel_aware_calibration(qnet, fp, batches, settings, log=lambda msg: None)
+    assert set(report) == {'all'} and len(report['all']['l1']) == 8
+    after = _bounds(qnet)
+    assert all(not np.array_equal(after[k], before[k]) for k in before)  # activations and weights moved together
+    assert _held_out_l1(qnet, fp, held_out) < l1_before
+    assert all(q.grad_scale == 1.0 for _, q in all_quantizers(qnet))
+
+
+def test_relative_learning_rate_moves_each_bound_by_a_fraction_of_its_span():
+    """With the gradient scale off the first Adam step is lr · g / (|g| + ε): relative to the span, no bound
+    moves by more than lr · (u − l) of its own quantizer, and those whose |g| ≫ ε move by about that."""
+    fp, qnet, batches, _ = _calibrated_pair(2, 2)
+    lower0, upper0 = (np.array([q.bounds()[i] for _, q in input_quantizers(qnet)]) for i in (0, 1))
+    settings = PacSettings(iters=1, lr_act=(1e-3, 1e-3), lr_weight=(0.0, 0.0), relative_lr=True, grad_scale=False)
+    pixel_aware_calibration(qnet, fp, batches, settings, log=lambda msg: None)
+    lower1, upper1 = (np.array([q.bounds()[i] for _, q in input_quantizers(qnet)]) for i in (0, 1))
+    span = upper0 - lower0
+    moved = np.concatenate([np.abs(lower1 - lower0), np.abs(upper1 - upper0)])
+    step = 1e-3 * np.concatenate([span, span])
+    assert np.all(moved <= step * (1 + 1e-4))
+    assert np.sum(np.isclose(moved, step, rtol=2e-2)) >= 8  # spans differ 3.4x here: the steps follow them

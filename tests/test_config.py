@@ -21,6 +21,7 @@ def test_no_arguments_give_the_yaml_defaults():
     assert (config.scale, config.method, config.w_bit, config.a_bit) == (4, 'fp', 32, 32)
     assert config.int8_scope == ['conv_first', 'conv_last'] and config.pac_lr_act == [5e-3, 2e-3]
     assert choices['device_target'] == ['Ascend', 'GPU', 'CPU']
+    assert (config.run_distribute, config.amp_level, choices['amp_level']) == (False, 'O0', ['O0', 'O2', 'O3'])
 
 
 def test_cli_overrides_are_typed_from_the_defaults():
@@ -87,6 +88,7 @@ def test_user_yaml_unreadable_or_wrong_type(tmp_path):
     (['--int8_scope', '[1]'], '--int8_scope must be a list of layer-name substrings'),
     (['--int8_scope', "'conv_first'"], '--int8_scope .conv_first. should be of type list'),
     (['--save_sr', '1'], '--save_sr 1 should be of type bool'),
+    (['--run_distribute', '1'], '--run_distribute 1 should be of type bool'),
     (['--dbdc_p', '0.7'], '--dbdc_p 0.7 must be in \\[0, 0.5\\)'),
     (['--calib_batch_size', '0'], '--calib_batch_size must be at least 1'),
     (['--pac_iters', '-1'], '--pac_iters must be 0 or more'),

@@ -201,3 +201,18 @@ def test_crops_reproduce_the_reference_stream(shared_dir):
     assert _as_lists(random_crop_batches(x4, 48, 2, 500, seed=1)) == reference['x4']['pac_batches']
     x2 = CalibrationImages(calib, 2, 100)
     assert _as_lists(random_crop_batches(x2, 96, 16, 30, seed=0)) == reference['x2']['dbdc_batches']
+
+
+def test_a_slice_of_a_set_is_a_validation_split(tmp_path):
+    root = tmp_path / 'bench'
+    for i in range(5):
+        hr = random_image(8, 12, seed=i)
+        save_png(str(root / 'Val' / 'HR' / f'im{i}.png'), hr)
+        save_png(str(root / 'Val' / 'LR_bicubic' / 'X2' / f'im{i}x2.png'), bicubic_downscale(hr, 2))
+    tail = BenchmarkPairs(str(root), 'Val[3:]', 2)
+    assert (tail.name, len(tail), tail[0][0]) == ('Val[3:]', 2, 'im3')
+    assert [BenchmarkPairs(str(root), 'Val[1:3]', 2)[i][0] for i in range(2)] == ['im1', 'im2']
+    with pytest.raises(UserError, match=r"'Val\[9:\]' selects no image"):
+        BenchmarkPairs(str(root), 'Val[9:]', 2)
+    with pytest.raises(UserError, match='malformed subset'):
+        BenchmarkPairs(str(root), 'Val[a]', 2)

@@ -142,13 +142,18 @@ def test_integer_graph_computes_the_integer_grid_simulation(quant_ckpts, tmp_pat
     integer grid, int32 bias included, up to float rounding."""
     from src.deploy.onnx_net import build_onnx
     from src.deploy.onnx_ops import IntegerOps
+    from src.inference import NetForward
     for bits in (8, 4):
         qnet, _ = load_quant_checkpoint(quant_ckpts[bits], int_zero_point=True)
         model, _ = build_onnx(qnet, IntegerOps, {})
         onnx.save(model, str(tmp_path / 'exact.onnx'))
         x = _inputs()[1]
-        diff = np.abs(OrtForward(str(tmp_path / 'exact.onnx'), threads=1)(x) - qnet(Tensor(x)).asnumpy())
+        integer = OrtForward(str(tmp_path / 'exact.onnx'), threads=1)(x)
+        diff = np.abs(integer - qnet(Tensor(x)).asnumpy())
         assert diff.max() < 1e-5, (bits, diff.max())
+        # eval.py's path: the network frozen for inference (weights and integer bias computed once)
+        diff = np.abs(integer - NetForward(qnet)(x))
+        assert diff.max() < 1e-5, (bits, 'frozen', diff.max())
 
 
 def test_eval_onnx_writes_the_eval_record_with_backend(files, exported, tmp_path, capsys):

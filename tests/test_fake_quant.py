@@ -1,11 +1,24 @@
-"""FakeQuantizer against hand-computed values: forward grid, per-channel bounds, STE gradients, grad scale."""
+"""FakeQuantizer against hand-computed values: forward grid, per-channel bounds, STE gradients, grad scale —
+each test for both forms of the quantizer: the fused CPU kernel and the composite of MindSpore ops."""
 import src  # noqa: F401  (sets ONEDNN_MAX_CPU_ISA before MindSpore's first conv)
 import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import Tensor
 
+import src.quant.fake_quant
 from src.quant.fake_quant import FakeQuantizer, grad_scale_for
+from src.quant.fused import fused_fake_quant, fused_unavailable_reason
+
+
+@pytest.fixture(autouse=True, params=['fused', 'composite'])
+def implementation(request, monkeypatch):
+    """Every quantizer built in a test uses this form (the fused kernel is the CPU default)."""
+    if request.param == 'composite':
+        monkeypatch.setattr(src.quant.fake_quant, 'fused_fake_quant', lambda: None)
+    elif fused_fake_quant() is None:
+        pytest.skip(f'fused kernel unavailable: {fused_unavailable_reason()}')
+    return request.param
 
 
 def _quantizer(bits, lower, upper, channels=0):

@@ -11,7 +11,7 @@ from mindspore import Tensor, ops
 
 from src.models.build import build_net
 from src.checkpoint import assign_params
-from src.inference import AdaptiveForward, super_resolve
+from src.inference import NetForward, super_resolve
 
 SCALE = 2
 # conv_first, 2 blocks x 2 convs, conv_after_body and the upsampler conv at LR, conv_last at HR:
@@ -115,16 +115,15 @@ def test_self_ensemble_is_equivariant_for_any_net(net):
     np.testing.assert_allclose(transposed, ensemble.transpose(1, 0, 2), atol=1e-5)
 
 
-def test_adaptive_forward_matches_pynative(net):
-    lr = lr_image(12, 16, seed=3)
-    forward = AdaptiveForward(net)
-    first = super_resolve(forward, lr, SCALE)  # new shape: PyNative
-    base = super_resolve(forward, lr, SCALE)  # repeated shape: graph
-    assert forward.seen == {(1, 3, 12, 16)}
-    np.testing.assert_allclose(base, first, atol=1e-5)
-    np.testing.assert_allclose(base, super_resolve(net, lr, SCALE), atol=1e-5)
-    # in-place updates reach the compiled graph (set_data does not: see AdaptiveForward's docstring);
+def test_graph_forward_matches_pynative_for_every_shape(net):
+    forward = NetForward(net)
+    for h, w in ((12, 16), (9, 21), (12, 16)):  # one graph, several shapes
+        lr = lr_image(h, w, seed=h)
+        np.testing.assert_allclose(super_resolve(forward, lr, SCALE), super_resolve(net, lr, SCALE), atol=1e-5)
+    # in-place updates reach the compiled graph (set_data does not: see NetForward's docstring);
     # conv_last's bias is added before the /255 de-normalisation
+    lr = lr_image(12, 16, seed=3)
+    base = super_resolve(forward, lr, SCALE)
     bias = net.conv_last.bias
     before = bias.asnumpy().copy()
     ops.assign(bias, Tensor(before + 1.0))
@@ -134,6 +133,31 @@ def test_adaptive_forward_matches_pynative(net):
         np.testing.assert_allclose(shifted - base, 1 / 255, atol=1e-5)
     finally:
         ops.assign(bias, Tensor(before))
+
+
+@pytest.mark.parametrize('fused', [True, False], ids=['fused_op_by_op', 'composite_graph'])
+def test_frozen_quantized_inference_is_bit_identical_to_the_calibration_forward(fused, monkeypatch):
+    """Inference (weights quantized once, no gradient-only terms; op by op with the fused kernel, or one
+    dynamic-shape graph of the composite quantizer as on GPU / Ascend) gives exactly the numbers of the
+    network as calibration runs it."""
+    import src.quant.fake_quant
+    from src.calibration.bounds import init_weight_bounds
+    if not fused:
+        monkeypatch.setattr(src.quant.fake_quant, 'fused_fake_quant', lambda: None)
+    from src.quant.convert import QuantSpec, convert_to_quant
+    from src.quant.state import input_quantizers
+    qnet = convert_to_quant(tiny_net(seed=4), QuantSpec(4, 4))
+    init_weight_bounds(qnet)
+    for i, (_, q) in enumerate(input_quantizers(qnet)):
+        q.set_bounds(-3.0 - i, 2.5 + 0.5 * i)
+        q.grad_scale = 1e-3
+    images = [lr_image(h, w, seed=h) for h, w in ((12, 16), (9, 21))]
+    before = [super_resolve(qnet, lr, SCALE) for lr in images]  # PyNative, training form
+    forward = NetForward(qnet)
+    assert all(conv.frozen_weight is not None for conv in (qnet.conv_first, qnet.conv_last))
+    assert (forward.graph is None) == (fused and qnet.conv_first.input_quant.fused is not None)
+    for lr, want in zip(images, before):
+        np.testing.assert_array_equal(super_resolve(forward, lr, SCALE), want)
 
 
 @pytest.mark.slow

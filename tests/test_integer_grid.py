@@ -146,3 +146,32 @@ def test_integer_bias_is_rounded_to_the_accumulator_step():
     np.testing.assert_allclose(qconv(x).asnumpy()[0, :, 0, 0], [0.3, -0.26, 0.0], atol=1e-6)
     qconv.bias.set_data(Tensor(np.float32([0.311, -0.269, 0.011])))
     np.testing.assert_allclose(qconv(x).asnumpy()[0, :, 0, 0], [0.32, -0.26, 0.02], atol=1e-6)
+
+
+def test_the_integer_grid_keeps_the_composite_quantizer_and_freezes_to_the_same_numbers():
+    """The fused CPU kernel knows the released grid only: an int_zero_point quantizer must not use it, and a frozen
+    network (inference: weights and integer bias computed once) gives what the unfrozen one gives."""
+    from src.models.build import build_net
+    from src.quant.convert import QuantSpec, convert_to_quant
+    from src.quant.state import all_quantizers, freeze_for_inference
+    net = build_net('edsr_baseline', 2, num_feat=8, num_block=2)
+    convert_to_quant(net, QuantSpec(4, 4, int_zero_point=True))
+    rng = np.random.default_rng(1)
+    for _, quant in all_quantizers(net):
+        assert quant.int_zero_point and quant.fused is None
+        shape = quant.lower.shape
+        quant.set_bounds(rng.uniform(-0.6, -0.05, shape).astype(np.float32),
+                         rng.uniform(0.3, 1.2, shape).astype(np.float32))
+    net.set_train(False)
+    x = Tensor(rng.uniform(0, 1, (1, 3, 9, 11)).astype(np.float32))
+    before = net(x).asnumpy()
+    freeze_for_inference(net)
+    assert net.body[0].conv1.frozen_bias is not None
+    np.testing.assert_array_equal(net(x).asnumpy(), before)
+    released = FakeQuantizer(4)
+    assert released.fused is fused_op()  # the released grid keeps the kernel where it can be built
+
+
+def fused_op():
+    from src.quant.fused import fused_fake_quant
+    return fused_fake_quant() if ms.get_context('device_target') == 'CPU' else None

@@ -168,3 +168,23 @@ def test_dbdc_on_calibration_image_keeps_budget(shared_dir):
     assert max(hist[lo - 1:hi + 1].sum() if lo else 0, hist[lo:hi + 2].sum()) > (1 - p) * x.size
     lower, upper = dbdc_batch_bounds(x, p)
     assert mn < lower < upper <= mx
+
+
+def test_mse_weight_bounds_clip_outliers_and_never_lose_to_minmax():
+    from src.quant.observer import fake_quantize, weight_mse_per_channel
+    rng = np.random.default_rng(0)
+    w = rng.laplace(0, 0.02, (3, 8, 5, 5)).astype(np.float32)  # heavy tails: min/max wastes the 4-bit grid
+    w[2] = np.linspace(-1, 1, 200, dtype=np.float32).reshape(8, 5, 5)  # uniform: little to gain by clipping
+    lower, upper = weight_mse_per_channel(w, 4)
+    lo, hi = weight_minmax_per_channel(w)
+    flat = w.reshape(3, -1)
+    err = ((fake_quantize(flat, lower[:, None], upper[:, None], 4) - flat) ** 2).sum(1)
+    err_minmax = ((fake_quantize(flat, lo[:, None], hi[:, None], 4) - flat) ** 2).sum(1)
+    assert np.all(err <= err_minmax)
+    assert upper[0] < 0.9 * hi[0] and err[0] < 0.9 * err_minmax[0]
+    assert upper[2] / hi[2] > upper[0] / hi[0] + 0.05  # uniform weights are clipped less than heavy-tailed ones
+    # the chosen shrink is the best of the searched grid (brute force)
+    for c in range(3):
+        errors = [((fake_quantize(flat[c], lo[c] * s, hi[c] * s, 4) - flat[c]) ** 2).sum()
+                  for s in np.float32(np.linspace(0.3, 1.0, 71))]
+        assert err[c] == pytest.approx(min(errors), rel=1e-6)

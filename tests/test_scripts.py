@@ -12,7 +12,9 @@ from conftest import message_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, 'DIV2K_config.yaml')
-RUN_SCRIPTS = [f'run_{task}_{device}.sh' for task in ('eval', 'calibrate') for device in ('cpu', 'gpu', 'ascend')]
+DEVICES = ('cpu', 'gpu', 'ascend')
+RUN_SCRIPTS = [f'run_{task}_{device}.sh' for task in ('eval', 'calibrate') for device in DEVICES]
+DISTRIBUTE_SCRIPTS = [f'run_distribute_eval_{device}.sh' for device in DEVICES]
 CALIB_SETS = ['--set', 'calib_batches=2', '--set', 'calib_batch_size=2', '--set', 'patch_size=8', '--set', 'pac_iters=1',
               '--set', 'num_calib_images=4']
 CALIB_ARGS = ' '.join(f'--{a.replace("=", " ")}' for a in CALIB_SETS[1::2])  # the same as flags
@@ -29,7 +31,7 @@ def script(name):
     return os.path.join(REPO, 'scripts', name)
 
 
-@pytest.mark.parametrize('name', RUN_SCRIPTS)
+@pytest.mark.parametrize('name', RUN_SCRIPTS + DISTRIBUTE_SCRIPTS)
 def test_no_arguments_prints_usage_and_exits_1(name, tmp_path):
     result = run(['bash', script(name)], tmp_path)
     assert result.returncode == 1
@@ -70,6 +72,57 @@ def test_each_device_script_runs_or_fails_clearly(name, device, files, tmp_path)
     line = message_line(result.stdout)  # run_logged sends python's stderr through tee to stdout and the log
     assert line.startswith(f'error: --device_target {device} is not available in this MindSpore installation')
     assert line in (tmp_path / 'out' / f'eval_{device.lower()}_x2.log').read_text()
+
+
+@pytest.mark.parametrize('name', DISTRIBUTE_SCRIPTS)
+@pytest.mark.parametrize('rank_size, message', [('two', 'error: RANK_SIZE two is not a positive integer'),
+                                                ('0', 'error: RANK_SIZE 0 is not a positive integer'),
+                                                ('2', 'error: DATASET_PATH {nowhere} is not a directory')])
+def test_distribute_script_argument_errors_exit_2_with_one_line(name, rank_size, message, files, tmp_path):
+    nowhere = tmp_path / 'nowhere'
+    result = run(['bash', script(name), rank_size, str(nowhere), files['ckpt'], CONFIG, '2'], tmp_path)
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr.startswith(message.format(nowhere=nowhere)) and result.stderr.count('\n') == 1
+
+
+def test_two_workers_evaluate_exactly_like_one_process(files, tmp_path):
+    """msrun with 2 CPU workers (one image each, SR PNGs written by the rank that made them) against eval.py
+    in one process: the same per-image PSNR / SSIM, means and images."""
+    result = run(['bash', script('run_distribute_eval_cpu.sh'), '2', files['bench'], files['ckpt'], CONFIG, '2'],
+                 tmp_path, timeout=240, PTQ4SR_ARGS='--dataset Tiny --save_sr True')
+    logs = tmp_path / 'out' / 'distribute_eval_cpu_x2_logs'
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr + \
+        ''.join(p.read_text()[-2000:] for p in logs.glob('*.log'))
+    two = json.loads((tmp_path / 'out' / 'results_edsr_baseline_x2_fp_w32a32.json').read_text())
+    single = run([sys.executable, 'eval.py', '--scale', '2', '--data_path', files['bench'], '--dataset', 'Tiny',
+                  '--pre_trained', files['ckpt'], '--output_path', str(tmp_path / 'one')], tmp_path)
+    assert single.returncode == 0, single.stderr
+    one = json.loads((tmp_path / 'one' / 'results_edsr_baseline_x2_fp_w32a32.json').read_text())
+    assert (one['workers'], two['workers']) == (1, 2)
+    for key in ('psnr', 'ssim', 'images', 'per_image'):
+        assert two['results']['Tiny'][key] == one['results']['Tiny'][key]
+    assert len(two['results']['Tiny']['per_image']) == 2
+    assert sorted(p.name for p in (tmp_path / 'out' / 'fp' / 'Tiny').iterdir()) == ['im0.png', 'im1.png']
+    # each worker scored (and saved) one image; only rank 0 printed the table
+    assert [f'{w}.log' for w in ('scheduler', 'worker_0', 'worker_1')] == sorted(p.name for p in logs.iterdir())
+    assert '| fp |' in (logs / 'worker_0.log').read_text() and '| fp |' not in (logs / 'worker_1.log').read_text()
+    assert (tmp_path / 'out' / 'distribute_eval_cpu_x2.log').is_file()
+
+
+@pytest.mark.parametrize('name, device', [('run_distribute_eval_gpu.sh', 'GPU'),
+                                          ('run_distribute_eval_ascend.sh', 'Ascend')])
+def test_each_distribute_script_runs_or_fails_clearly(name, device, files, tmp_path):
+    """One worker, so one device suffices where the backend exists; elsewhere the workers' one-line error."""
+    import mindspore as ms
+    result = run(['bash', script(name), '1', files['bench'], files['ckpt'], CONFIG, '2'], tmp_path, timeout=240,
+                 PTQ4SR_ARGS='--dataset Tiny')
+    if ms.hal.is_available(device):
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert json.loads((tmp_path / 'out' / 'results_edsr_baseline_x2_fp_w32a32.json').read_text())['workers'] == 1
+        return
+    assert result.returncode == 2
+    assert result.stderr == (f'error: --device_target {device} is not available in this MindSpore installation '
+                             f'(no driver or plugin): install MindSpore for {device} or use --device_target CPU\n')
 
 
 def test_run_calibrate_cpu_writes_a_checkpoint_that_run_eval_cpu_reads(files, tmp_path):

@@ -22,18 +22,20 @@ class TorchAdam:
         self.v = [np.zeros(s, np.float32) for s in shapes]
 
     def step(self, params, grads, lr):
-        """Return the updated copies of ``params`` (float32 arrays) given their ``grads``."""
+        """Return the updated copies of ``params`` (float32 arrays) given their ``grads``; ``lr`` is one
+        learning rate, or one per parameter (a float or an array broadcasting over it)."""
         self.step_count += 1
         bias1 = 1 - self.beta1 ** self.step_count
         bias2_sqrt = math.sqrt(1 - self.beta2 ** self.step_count)
+        lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(params)
         out = []
-        for p, g, m, v in zip(params, grads, self.m, self.v):
+        for p, g, m, v, lr in zip(params, grads, self.m, self.v, lrs):
             g = np.asarray(g, np.float32)
             m += np.float32(1 - self.beta1) * (g - m)
             v *= np.float32(self.beta2)
             v += np.float32(1 - self.beta2) * g * g
             denom = np.sqrt(v) / np.float32(bias2_sqrt) + np.float32(self.eps)
-            out.append((p + np.float32(-lr / bias1) * m / denom).astype(np.float32))
+            out.append((p + (-np.asarray(lr, np.float64) / bias1).astype(np.float32) * m / denom).astype(np.float32))
         return out
 
 

@@ -1,10 +1,11 @@
 """Pixel-aware calibration (PaC): fine-tune only the quantizer bounds so the quantized network
 reproduces the full-precision network's output pixel by pixel (SPEC §4.4).
 
-Two phases over one stream of calibration batches: activation bounds first, then weight bounds,
-each with PyTorch-formula Adam and cosine-annealed learning rate. The loss is
-``mean|y_fp − y_q| + fea_weight · L_fea``; as released, ``L_fea`` is computed on detached features,
-so only the L1 term drives the gradient unless ``fea_grad`` is set.
+As released: two phases over one stream of calibration batches, activation bounds first, then weight
+bounds, each with PyTorch-formula Adam and cosine-annealed learning rate. The loss is
+``mean|y_fp − y_q| + fea_weight · L_fea``; ``L_fea`` is computed on detached features, so only the L1 term
+drives the gradient unless ``fea_grad`` is set. Options beyond the release (``joint``, ``relative_lr``,
+``grad_scale``) are what PTQ4SR+ uses; their defaults are the release.
 """
 import hashlib
 import json
@@ -19,29 +20,66 @@ from tqdm import tqdm
 
 from src.calibration.adam import TorchAdam, cosine_lr
 from src.calibration.losses import attention_feature_loss, pixel_l1_loss
-from src.quant.state import bound_parameters
+from src.quant.state import all_quantizers, bound_parameters
 from src.files import atomic_output
 
 
 @dataclass(frozen=True)
 class PacSettings:
-    iters: int = 250
+    iters: int = 250          # per phase (the joint phase runs 2 × iters)
     lr_act: tuple = (5e-3, 2e-3)
     lr_weight: tuple = (5e-6, 2e-6)
     fea_weight: float = 5.0
     fea_grad: bool = False
     log_every: int = 10
+    joint: bool = False       # one phase training every bound (activation bounds at lr_act, weights at lr_weight)
+    relative_lr: bool = False  # a bound's learning rate is lr × its quantizer's span when PaC starts
+    grad_scale: bool = True   # the released LSQ scale of the bounds' gradients (else 1)
 
 
-def _make_step(qnet, fp_net, params, settings):
+@dataclass
+class _Phase:
+    """The bounds one phase trains: ``params``, whose gradients are ``grads`` of the step's, each with its
+    (start, end) learning rate and the scale that multiplies it, over ``batches``."""
+    name: str
+    params: list
+    grads: slice
+    lrs: list
+    scales: list
+    batches: list
+
+    def lr(self, k):
+        """Per parameter: the cosine-annealed learning rate of iteration ``k``."""
+        return [scale * cosine_lr(lr0, lr_min, k, len(self.batches)) for (lr0, lr_min), scale in zip(self.lrs, self.scales)]
+
+
+def _spans(params):
+    """Per bound Parameter (lower, upper, lower, upper, …): its quantizer's span u − l as it is now."""
+    pairs = [(params[i].asnumpy(), params[i + 1].asnumpy()) for i in range(0, len(params), 2)]
+    return [np.maximum(u - l, np.float32(1e-8)) for l, u in pairs for _ in range(2)]
+
+
+def _phases(qnet, batches, settings):
+    """The phases in order; the step returns the gradients of act + weight bounds."""
+    act, weight = bound_parameters(qnet, 'act'), bound_parameters(qnet, 'weight')
+    n, iters = len(act), settings.iters
+    spans = _spans(act + weight) if settings.relative_lr else [1.0] * (len(act) + len(weight))
+    lrs = [settings.lr_act] * n + [settings.lr_weight] * len(weight)
+    if settings.joint:
+        return [_Phase('all', act + weight, slice(None), lrs, spans, batches[:2 * iters])]
+    return [_Phase('act', act, slice(0, n), lrs[:n], spans[:n], batches[:iters]),
+            _Phase('weight', weight, slice(n, None), lrs[n:], spans[n:], batches[iters:2 * iters])]
+
+
+def make_pac_step(qnet, fp_net, params, settings):
     """One PaC step: the FP teacher's output and block features (a graph of its own, outside
-    differentiation), then the quantized forward, loss and the gradients of ``params`` (graph mode, ~10x
-    faster than PyNative here).
+    differentiation), then the quantized forward, the loss and the gradients of ``params``.
 
-    Both phases share the one differentiated graph (it returns the gradients of all bounds; each phase
-    applies its own): MindSpore never frees a compiled graph, and a second one for the weight phase kept
-    another ~3 GB for EDSR-baseline x4 at batch 2 x 48². Two graphs also keep the two networks' Parameter
-    names apart (one graph needs them unique), so the teacher is used as it is, never renamed.
+    Both phases share one differentiated graph for the gradients of every bound (each phase applies its
+    own): a graph for the activation bounds alone would skip the weight-gradient convolutions, but MindSpore
+    never returns a compiled graph's memory, and a second graph cost 2–3x the first (measured: +0.9 GB at
+    x4, +2.0 GB at x2 on top of ~0.5 GB). The teacher runs in a graph of its own, which also keeps the two
+    networks' Parameter names apart (one graph needs them unique): the teacher is never renamed.
     """
     def loss_fn(x, y_fp, feats_fp):
         y_q, feats_q = qnet.forward_features(x)
@@ -65,25 +103,41 @@ def _make_step(qnet, fp_net, params, settings):
     return step
 
 
-def _run_phase(step, kind, params, grad_slice, batches, lrs, settings, log, adam, history, on_step):
-    """Adam on ``params``, whose gradients are ``grad_slice`` of those ``step`` returns, over ``batches``,
-    from iteration ``len(history)`` on (earlier ones were done by an interrupted run)."""
+def _unchanged(grads, losses):
+    return grads, losses
+
+
+def pac_iteration(step, params, adam, batch, lr, grad_slice=slice(None), reduce=_unchanged):
+    """One iteration: gradients on ``batch``, then Adam on ``params`` at ``lr`` (one, or one per parameter),
+    whose gradients are ``grad_slice`` of those ``step`` returns (after ``reduce``, which averages them over
+    data-parallel ranks); returns (L1, feature loss)."""
+    (_, l1, fea), grads = step(Tensor(batch))
+    grads, (l1, fea) = reduce(grads[grad_slice], (l1, fea))
+    new = adam.step([p.asnumpy() for p in params], [g.asnumpy() for g in grads], lr)
+    for p, value in zip(params, new):
+        ops.assign(p, Tensor(value))  # in place: the compiled step reads this memory
+    return float(l1.asnumpy()), float(fea.asnumpy())
+
+
+def _run_phase(step, phase, settings, log, adam, history, on_step, reduce):
+    """Adam on the phase's bounds over its batches, from iteration ``len(history)`` on (earlier ones were
+    done by an interrupted run)."""
+    kind, batches = phase.name, phase.batches
     bar = tqdm(range(len(history), len(batches)), desc=f'PaC {kind} bounds', unit='it', leave=False,
                initial=len(history), total=len(batches))
     for k in bar:
-        (_, l1, fea), grads = step(Tensor(batches[k]))
-        grads = grads[grad_slice]
-        lr = cosine_lr(lrs[0], lrs[1], k, len(batches))
-        new = adam.step([p.asnumpy() for p in params], [g.asnumpy() for g in grads], lr)
-        for p, value in zip(params, new):
-            ops.assign(p, Tensor(value))  # in place: the compiled step reads this memory
-        history.append((float(l1.asnumpy()), float(settings.fea_weight * fea.asnumpy())))
+        lrs = phase.lr(k)
+        l1, fea = pac_iteration(step, phase.params, adam, batches[k], lrs, phase.grads, reduce)
+        lr = float(np.mean(lrs[0]))
+        history.append((l1, settings.fea_weight * fea))
         on_step(adam, history)
         bar.set_postfix(l1=f'{history[-1][0]:.5f}')
         if (k + 1) % settings.log_every == 0 or k + 1 == len(batches):
             log(f'PaC {kind} iter {k + 1}/{len(batches)} lr {lr:.3g} l1 {history[-1][0]:.6f} '
                 f'fea {history[-1][1]:.6f} avg-l1 {np.mean([h[0] for h in history]):.6f}')
     return history
+
+
 
 
 class ResumeFile:
@@ -132,29 +186,33 @@ class ResumeFile:
             np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
 
 
-def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_file=None):
-    """Run both phases on ``batches`` (float32 NCHW arrays; the first ``iters`` train activation bounds,
-    the next ``iters`` weight bounds). Returns {'act'|'weight': {'l1': [...], 'fea': [...], 'seconds'}}.
+def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_file=None, reduce=_unchanged):
+    """Run the phases on ``batches`` (float32 NCHW arrays; as released the first ``iters`` train activation
+    bounds and the next ``iters`` weight bounds; ``joint`` trains all on all). Returns {phase: {'l1': [...],
+    'fea': [...], 'seconds'}} with phases 'act' and 'weight', or 'all'.
 
     With ``resume_file`` (a path) the state is saved after every iteration and a matching saved state is
-    continued; the caller deletes the file once it has kept the result.
+    continued; the caller deletes the file once it has kept the result. ``reduce(grads, (l1, fea))`` →
+    ``(grads, (l1, fea))`` sees every step's bound gradients and losses (Tensors) before the Adam update:
+    data-parallel workers average them there (``World.average``); the default keeps them.
     """
     if len(batches) < 2 * settings.iters:
         raise ValueError(f'PaC needs {2 * settings.iters} batches, got {len(batches)}')
     fp_net.set_train(False)
-    phases = [('act', settings.lr_act), ('weight', settings.lr_weight)]
-    params = {kind: bound_parameters(qnet, kind) for kind, _ in phases}
-    n_act = len(params['act'])
-    grad_slices = {'act': slice(0, n_act), 'weight': slice(n_act, None)}
-    all_params = params['act'] + params['weight']
+    if not settings.grad_scale:
+        for _, quant in all_quantizers(qnet):
+            quant.grad_scale = 1.0
+    phases = _phases(qnet, batches, settings)
+    all_params = bound_parameters(qnet, 'act') + bound_parameters(qnet, 'weight')
     resume = ResumeFile(resume_file, all_params, batches[:2 * settings.iters], settings) if resume_file else None
     saved = resume.load(log) if resume else None
     report = saved['report'] if saved else {}
-    step = _make_step(qnet, fp_net, all_params, settings)
-    for i, (kind, lrs) in enumerate(phases):
+    step = make_pac_step(qnet, fp_net, all_params, settings)
+    for phase in phases:
+        kind = phase.name
         if kind in report:
             continue
-        adam, history, spent = TorchAdam([p.shape for p in params[kind]]), [], 0.0
+        adam, history, spent = TorchAdam([p.shape for p in phase.params]), [], 0.0
         if saved and saved['phase'] == kind:
             adam.step_count, adam.m, adam.v = saved['adam_steps'], saved['m'], saved['v']
             history, spent = saved['history'], saved['seconds']
@@ -163,9 +221,7 @@ def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_f
         def save(adam, history, kind=kind, start=start):
             resume.save(kind, adam, history, report, time.time() - start)
 
-        part = batches[i * settings.iters:(i + 1) * settings.iters]
-        history = _run_phase(step, kind, params[kind], grad_slices[kind], part, lrs, settings, log,
-                             adam, history, save if resume else lambda *_: None)
+        history = _run_phase(step, phase, settings, log, adam, history, save if resume else lambda *_: None, reduce)
         report[kind] = {'l1': [h[0] for h in history], 'fea': [h[1] for h in history],
                         'seconds': round(time.time() - start, 1)}
     return report

@@ -1,13 +1,21 @@
 """What a calibration run does, resolved once from the validated config: ``CalibrationPlan``."""
 import os
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from src.calibration.bounds import ObserverSettings
 from src.calibration.pac import PacSettings
+from src.calibration.plus import with_recipe
 from src.calibration.schedule import released_schedule
 from src.quant.convert import QuantSpec
 
-METHODS = ('minmax', 'percentile', 'dbdc', 'ptq4sr')  # calibration methods; 'fp' means none
+METHODS = ('minmax', 'percentile', 'dbdc', 'ptq4sr', 'ptq4sr_plus')  # calibration methods; 'fp' means none
+PAC_METHODS = ('ptq4sr', 'ptq4sr_plus')  # DBDC bounds, then PaC
+
+
+def observed_as(method):
+    """The statistics a method's activation bounds start from."""
+    return 'dbdc' if method in PAC_METHODS else method
 
 
 @dataclass(frozen=True)
@@ -23,13 +31,17 @@ class CalibrationPlan:
     calib_batch_size: int
     observer: ObserverSettings
     pac: PacSettings = field(default_factory=PacSettings)
+    weight_bounds: str = 'minmax'  # released; 'mse' (PTQ4SR+)
     pac_batch_size: int = 2
     pac_seed: int = 1
 
 
 def plan_from_config(config, arch, scale):
-    """Config → CalibrationPlan; zero batch / iteration counts take the released schedule of ``arch``."""
+    """Config → CalibrationPlan; zero batch / iteration counts take the released schedule of ``arch``,
+    and ``ptq4sr_plus`` takes PTQ4SR+'s recipe for every key the user did not set."""
     schedule = released_schedule(arch, scale, config.w_bit, config.a_bit)
+    if config.method == 'ptq4sr_plus':
+        config = SimpleNamespace(**with_recipe(config.to_dict(), config.explicit, schedule.pac_iters))
     return CalibrationPlan(
         method=config.method,
         spec=QuantSpec(config.w_bit, config.a_bit, tuple(config.int8_scope), tuple(config.fp_scope),
@@ -41,8 +53,8 @@ def plan_from_config(config, arch, scale):
                                   config.dbdc_lower_edge, config.percentile_p),
         pac=PacSettings(config.pac_iters or schedule.pac_iters, tuple(config.pac_lr_act),
                         tuple(config.pac_lr_weight), config.pac_fea_weight, config.pac_fea_grad,
-                        config.pac_log_every),
-        pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed)
+                        config.pac_log_every, config.pac_joint, config.pac_relative_lr, config.pac_grad_scale),
+        pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed, weight_bounds=config.weight_bounds)
 
 
 def quant_checkpoint_path(output_path, arch, scale, w_bit, a_bit, method, int_zero_point=False):

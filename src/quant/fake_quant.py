@@ -1,6 +1,9 @@
 """Asymmetric fake quantizer with learnable lower/upper bounds (PTQ4SR's ``Quantization``)."""
+import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
+
+from src.quant.fused import fused_fake_quant
 
 # Floor of the bound span, so a degenerate quantizer (lower == upper) gives finite outputs and
 # gradients; far below any real span, so it never changes a calibrated quantizer.
@@ -47,6 +50,12 @@ class FakeQuantizer(nn.Cell):
         self.int_zero_point = int_zero_point
         self.int8_weight = int_zero_point and bits == 8 and channels > 0
         self.bypass = False  # True: pass x through unchanged (float weights, or an observed activation)
+        self.inference = False  # True: no gradients will be asked for (see QuantConv2d.freeze)
+        # the same arithmetic as one CPU kernel where it can be built (src/quant/fused.py), else composite; the
+        # kernel knows the released grid only, so the integer grid (int_zero_point) keeps the composite form
+        self.fused = (fused_fake_quant() if ms.get_context('device_target') == 'CPU' and not int_zero_point
+                      else None)
+        self.levels_tensor = Tensor(np.float32(self.levels))
 
     def construct(self, x):
         if self.bypass:
@@ -57,12 +66,15 @@ class FakeQuantizer(nn.Cell):
         lower_s, upper_s = self.lower * self.grad_scale, self.upper * self.grad_scale
         lower = ops.stop_gradient(self.lower - lower_s) + lower_s
         upper = ops.stop_gradient(self.upper - upper_s) + upper_s
+        if self.fused is not None:
+            return self.fused(x, lower, upper, self.levels_tensor)
         if self.int_zero_point:
             lower, span = self.integer_grid(lower, upper)
         else:
             span = ops.maximum(upper - lower, MIN_SPAN)
         z = ops.clamp((x - lower) / span, 0.0, 1.0) * self.levels
-        q = ops.stop_gradient(ops.round(z) - z) + z
+        # (round(z) − z) + z is round(z) exactly in float32 (Sterbenz), so inference may skip the two terms
+        q = ops.round(z) if self.inference else ops.stop_gradient(ops.round(z) - z) + z
         return q * span / self.levels + lower
 
     def integer_grid(self, lower, upper):

@@ -1,11 +1,13 @@
 """Calibration statistics for the quantizer bounds (numpy only; observers never quantize).
 
-Every observer takes one calibration batch of a conv's input activation at a time with ``update(x)`` and
-reports ``bounds() -> (lower, upper)`` as ``np.float32``. Batch-averaged observers (Percentile, DBDC) keep
-the running mean of the per-batch bounds exactly as the released PyTorch code does it in float32:
-the first batch sets the bounds, then batch k + 1 (k = 1, 2, ...) gives
-``bound = bound * r + new * (1 - r)`` with ``r = 1 - 1 / (1 + k)``, where torch casts the python scalars
-``r`` and ``1 - r`` to float32 before multiplying (checked against torch 2.13, CPU).
+Every observer takes one calibration batch of a conv's input activation at a time with ``update(x)``, keeps
+that batch's ``(lower, upper)`` in ``batch_bounds`` and reports ``bounds()``, their combination, as
+``np.float32``. Keeping the per-batch values lets data-parallel calibration combine batches observed by
+different processes in batch order, which gives the single-process bounds exactly.
+Batch-averaged observers (Percentile, DBDC) combine by the running mean of the per-batch bounds exactly as
+the released PyTorch code does it in float32: the first batch sets the bounds, then batch k + 1
+(k = 1, 2, ...) gives ``bound = bound * r + new * (1 - r)`` with ``r = 1 - 1 / (1 + k)``, where torch casts
+the python scalars ``r`` and ``1 - r`` to float32 before multiplying (checked against torch 2.13, CPU).
 """
 import numpy as np
 
@@ -34,63 +36,67 @@ def _check_tail_probability(p):
         raise UserError(f'clipping tail probability p must be in [0, 0.5), got {p}')
 
 
-class _RunningMean:
-    """Float32 running mean of (lower, upper) pairs, in the release's order of operations."""
+def _check_observed(batch_bounds):
+    if not batch_bounds:
+        raise RuntimeError('bounds() called before any update(): feed calibration batches first')
+
+
+def running_mean(batch_bounds):
+    """Float32 running mean of ``[(lower, upper), …]`` in batch order, in the release's order of operations."""
+    _check_observed(batch_bounds)
+    lower, upper = np.float32(batch_bounds[0][0]), np.float32(batch_bounds[0][1])
+    for k, (new_lower, new_upper) in enumerate(batch_bounds[1:], start=1):
+        ratio = 1 - 1 / (1 + k)
+        keep, take = np.float32(ratio), np.float32(1 - ratio)
+        lower = np.float32(lower * keep + np.float32(new_lower) * take)
+        upper = np.float32(upper * keep + np.float32(new_upper) * take)
+    return lower, upper
+
+
+def global_min_max(batch_bounds):
+    """The smallest lower and the largest upper of ``[(lower, upper), …]``."""
+    _check_observed(batch_bounds)
+    return np.float32(min(b[0] for b in batch_bounds)), np.float32(max(b[1] for b in batch_bounds))
+
+
+class _BatchObserver:
+    """Keeps one ``(lower, upper)`` per batch (``batch_statistic``); ``bounds()`` is their ``combine``."""
+    combine = staticmethod(running_mean)
 
     def __init__(self):
-        self.count = 0
-        self.lower = self.upper = None
+        self.batch_bounds = []
 
-    def add(self, lower, upper):
-        lower, upper = np.float32(lower), np.float32(upper)
-        if self.count == 0:
-            self.lower, self.upper = lower, upper
-        else:
-            ratio = 1 - 1 / (1 + self.count)
-            keep, take = np.float32(ratio), np.float32(1 - ratio)
-            self.lower = np.float32(self.lower * keep + lower * take)
-            self.upper = np.float32(self.upper * keep + upper * take)
-        self.count += 1
-
-    def bounds(self):
-        if self.count == 0:
-            raise RuntimeError('bounds() called before any update(): feed calibration batches first')
-        return self.lower, self.upper
-
-
-class MinMaxObserver:
-    """Global minimum and maximum over every element of every batch."""
-
-    def __init__(self):
-        self.lower = self.upper = None
+    def batch_statistic(self, x):
+        raise NotImplementedError
 
     def update(self, x):
-        mn, mx = _finite_min_max(_as_float32(x))
-        self.lower = mn if self.lower is None else min(self.lower, mn)
-        self.upper = mx if self.upper is None else max(self.upper, mx)
+        self.batch_bounds.append(self.batch_statistic(x))
 
     def bounds(self):
-        if self.lower is None:
-            raise RuntimeError('bounds() called before any update(): feed calibration batches first')
-        return np.float32(self.lower), np.float32(self.upper)
+        return self.combine(self.batch_bounds)
 
 
-class PercentileObserver:
+class MinMaxObserver(_BatchObserver):
+    """Global minimum and maximum over every element of every batch."""
+    combine = staticmethod(global_min_max)
+
+    def batch_statistic(self, x):
+        return _finite_min_max(_as_float32(x))
+
+
+class PercentileObserver(_BatchObserver):
     """Per batch the p and 1 − p quantiles (``np.quantile``, linear interpolation); running mean over batches."""
 
     def __init__(self, p):
         _check_tail_probability(p)
+        super().__init__()
         self.p = p
-        self._mean = _RunningMean()
 
-    def update(self, x):
+    def batch_statistic(self, x):
         x = _as_float32(x)
         _finite_min_max(x)
         lower, upper = np.quantile(x, [self.p, 1 - self.p], method='linear')
-        self._mean.add(lower, upper)
-
-    def bounds(self):
-        return self._mean.bounds()
+        return np.float32(lower), np.float32(upper)
 
 
 def histc(x, bins=DBDC_BINS):
@@ -159,7 +165,7 @@ def dbdc_batch_bounds(x, p, bins=DBDC_BINS, lower_edge='right'):
     return lower, upper
 
 
-class DBDCObserver:
+class DBDCObserver(_BatchObserver):
     """Density-based dual clipping (PTQ4SR): per-batch histogram peeling, running mean over batches.
 
     Args:
@@ -174,14 +180,11 @@ class DBDCObserver:
             raise UserError(f"lower_edge must be 'right' or 'left', got {lower_edge!r}")
         if int(bins) != bins or bins < 1:
             raise UserError(f'bins must be a positive integer, got {bins}')
+        super().__init__()
         self.p, self.bins, self.lower_edge = p, int(bins), lower_edge
-        self._mean = _RunningMean()
 
-    def update(self, x):
-        self._mean.add(*dbdc_batch_bounds(x, self.p, self.bins, self.lower_edge))
-
-    def bounds(self):
-        return self._mean.bounds()
+    def batch_statistic(self, x):
+        return dbdc_batch_bounds(x, self.p, self.bins, self.lower_edge)
 
 
 def weight_minmax_per_channel(w):
@@ -191,3 +194,30 @@ def weight_minmax_per_channel(w):
         raise UserError(f'weight tensor has no elements per output channel (shape {w.shape})')
     flat = w.reshape(w.shape[0], -1)
     return flat.min(axis=1), flat.max(axis=1)
+
+
+def fake_quantize(x, lower, upper, bits):
+    """The quantizer's forward in numpy float32 (SPEC §3): round-half-to-even on the grid of [lower, upper]."""
+    levels = np.float32(2 ** bits - 1)
+    span = np.maximum(upper - lower, np.float32(1e-8))
+    z = np.clip((x - lower) / span, 0, 1) * levels
+    return np.round(z) * span / levels + lower
+
+
+def weight_mse_per_channel(w, bits, shrink=np.linspace(0.3, 1.0, 71)):
+    """Per-output-channel bounds ``(s·min, s·max)`` with the shrink factor s (from ``shrink``) that minimises
+    the squared quantization error of that channel's weights: clipping a few large weights for a finer grid
+    on the rest pays at low bit widths. s = 1 is the min/max of ``weight_minmax_per_channel``, so the error
+    is never larger than theirs."""
+    flat = np.asarray(w, np.float32).reshape(len(w), -1)
+    lo, hi = weight_minmax_per_channel(w)
+    best_err, best = None, None
+    for s in np.float32(shrink):
+        lower, upper = (lo * s)[:, None], (hi * s)[:, None]
+        err = ((fake_quantize(flat, lower, upper, bits) - flat) ** 2).sum(axis=1)
+        if best is None:
+            best_err, best = err, np.full(len(flat), s, np.float32)
+        else:
+            better = err < best_err
+            best_err, best = np.where(better, err, best_err), np.where(better, s, best)
+    return lo * best, hi * best

@@ -28,6 +28,10 @@ def run_info_from_onnx(path, metadata, config):
 
 def run_eval_onnx(config, command=None):
     """``command``: how the run was started, for the record (default: this process's command line)."""
+    if config.amp_level != 'O0' or config.run_distribute:
+        flag = f'--amp_level {config.amp_level}' if config.amp_level != 'O0' else '--run_distribute True'
+        raise UserError(f'{flag} applies to MindSpore networks (eval.py): an ONNX model runs as exported in '
+                        'onnxruntime, so drop it here')
     prepare_outputs(config)
     start = time.time()
     if not config.pre_trained:

@@ -205,6 +205,7 @@ def test_failed_verification_leaves_no_file(files, tmp_path, capsys, monkeypatch
     ('{ckpt}', [], 'is not a model onnxruntime can load'),
     ('{fp}', ['--scale', '4'], r'is a ×2 model but --scale 4 was given: pass --scale 2'),
     ('{w8}', ['--method', 'minmax', '--w_bit', '4', '--a_bit', '4'], r'--w_bit 4 conflicts with .*minmax W8A8'),
+    ('{fp}', ['--amp_level', 'O2'], r'--amp_level O2 applies to MindSpore networks'),
 ])
 def test_eval_onnx_errors_are_one_line(files, exported, tmp_path, capsys, model, flags, message):
     model = model.format(root=files['root'], ckpt=files['ckpt'], fp=exported['fp'], w8=exported[8])

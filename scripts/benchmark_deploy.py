@@ -47,6 +47,7 @@ def parse_args(argv):
     p.add_argument('--simulation', default='True', choices=('True', 'False'),
                    help='also score each checkpoint\'s fake-quant simulation (minutes per checkpoint)')
     p.add_argument('--child', nargs=2, metavar=('MODEL', 'THREADS'), help=argparse.SUPPRESS)  # one latency
+    p.add_argument('--child_simulation', metavar='CKPT', help=argparse.SUPPRESS)  # one simulation's PSNR
     return p.parse_args(argv)
 
 
@@ -70,15 +71,37 @@ def child_latency(model, threads, size, repeats):
     return {'median_ms': round(median, 1), 'times_ms': [round(t, 1) for t in times]}
 
 
-def measure_latency(args, model, threads):
-    cmd = [sys.executable, os.path.abspath(__file__), '--size', str(args.size), '--repeats', str(args.repeats),
-           '--child', model, str(threads)]
+def _child_result(cmd, what):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith('RESULT ')]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
-        raise UserError(f'latency of {model} at {threads} threads failed (exit {proc.returncode}): {tail}')
+        raise UserError(f'{what} failed (exit {proc.returncode}): {tail}')
     return json.loads(lines[0][len('RESULT '):])
+
+
+def measure_latency(args, model, threads):
+    cmd = [sys.executable, os.path.abspath(__file__), '--size', str(args.size), '--repeats', str(args.repeats),
+           '--child', model, str(threads)]
+    return _child_result(cmd, f'latency of {model} at {threads} threads')
+
+
+def child_simulation(ckpt, data_path, dataset):
+    """{set: PSNR} of a checkpoint's fake-quant simulation (eval.py's inference path)."""
+    from src.evaluate import open_sets
+    from src.quant.checkpoint import load_quant_checkpoint
+    from src.runtime import init_env
+    init_env('CPU', 0, 0)
+    qnet, meta = load_quant_checkpoint(ckpt)
+    return score(qnet, open_sets(data_path, dataset, meta['scale']), meta['scale'])
+
+
+def measure_simulation(args, ckpt):
+    """In a process of its own: MindSpore keeps every compiled graph until the process ends, and one
+    process scoring several fake-quantized networks on B100 ran out of memory (12 GB) here."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--data_path', args.data_path, '--dataset', args.dataset,
+           '--child_simulation', ckpt]
+    return _child_result(cmd, f'the simulation of {ckpt}')
 
 
 def export_models(args, info):
@@ -133,7 +156,7 @@ def benchmark(args, argv):
     table = format_deploy_table(rows, threads, names)
     simulation = {}
     if args.simulation == 'True':
-        simulation = {row['model']: score(qnet, sets, info.scale) for row, (qnet, _) in zip(rows[2:], quant.values())}
+        simulation = {row['model']: measure_simulation(args, ckpt) for row, ckpt in zip(rows[2:], quant)}
         table += '\n\n' + format_gap_table([(row['model'], simulation[row['model']], row['psnr'])
                                              for row in rows[2:]], names)
     record = {'rows': rows, 'simulation_psnr': simulation, 'threads': threads,
@@ -153,6 +176,9 @@ def main(argv=None):
     if args.child:
         print('RESULT ' + json.dumps(child_latency(args.child[0], int(args.child[1]), args.size, args.repeats)),
               flush=True)
+        return 0
+    if args.child_simulation:
+        print('RESULT ' + json.dumps(child_simulation(args.child_simulation, args.data_path, args.dataset)), flush=True)
         return 0
     return run_cli(lambda: benchmark(args, argv), 'the benchmark JSON was not written')
 

@@ -10,7 +10,7 @@ scoring every set, so every number is a cached cell with its git revision and co
   p           + DBDC at the recipe's p
   mse         + per-channel MSE weight bounds
   plus        + PaC+ (joint phase, relative learning rates, no LSQ scale, feature loss with gradient,
-              twice the iterations) = --method ptq4sr_plus
+              as many iterations as the release's two phases together) = --method ptq4sr_plus
 The validation split is BSD200 images 101–200 (``BSD200[100:]``): the recipe's values were chosen there.
 """
 import argparse

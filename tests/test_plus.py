@@ -15,7 +15,7 @@ def test_recipe_fills_the_plan():
     assert (plan.pac.joint, plan.pac.relative_lr, plan.pac.grad_scale, plan.pac.fea_grad) == (
         RECIPE['pac_joint'], RECIPE['pac_relative_lr'], RECIPE['pac_grad_scale'], RECIPE['pac_fea_grad'])
     assert plan.pac.lr_act == tuple(RECIPE['pac_lr_act']) and plan.pac.lr_weight == tuple(RECIPE['pac_lr_weight'])
-    assert plan.pac.iters == PAC_ITERS_FACTOR * 250  # the released x4 schedule, doubled
+    assert plan.pac.iters == PAC_ITERS_FACTOR * 250  # per released x4 phase; the joint phase runs 2 × iters
     released = plan_from_config(make_config({'method': 'ptq4sr', 'w_bit': 4, 'a_bit': 4}), 'edsr_baseline', 4)
     assert (released.weight_bounds, released.observer.dbdc_p, released.pac.joint) == ('minmax', 1e-4, False)
 

@@ -160,7 +160,7 @@ def validate(values, choices):
         lr = values[key]
         if len(lr) != 2 or not all(isinstance(v, (int, float)) and v >= 0 for v in lr):
             raise UserError(f'--{key} must be [start, end] learning rates, e.g. "[5e-3, 2e-3]"')
-    for key in ('num_calib_images', 'calib_batch_size', 'dbdc_bins', 'pac_batch_size', 'pac_log_every'):
+    for key in ('num_calib_images', 'calib_batch_size', 'dbdc_bins', 'pac_batch_size', 'pac_log_every', 'batch_size'):
         if values[key] < 1:
             raise UserError(f'--{key} must be at least 1 (got {values[key]})')
     for key in ('calib_batches', 'pac_iters', 'patch_size', 'chop_overlap', 'num_threads', 'device_id'):
@@ -178,3 +178,6 @@ def validate(values, choices):
     if values['method'] == 'fp' and (values['w_bit'] != 32 or values['a_bit'] != 32):
         raise UserError(f"--method fp with --w_bit {values['w_bit']} --a_bit {values['a_bit']}: "
                         'choose a calibration method (minmax, percentile, dbdc, ptq4sr)')
+    if values['method'] == 'fp' and values['int_zero_point'] and not values['quant_ckpt']:
+        raise UserError('--int_zero_point True with --method fp quantizes nothing: '
+                        'choose a calibration method (minmax, percentile, dbdc, ptq4sr) or drop it')

@@ -29,11 +29,13 @@ def run_calibrate(config):
     set_seed(config.seed)
     fp_net, info = load_fp_net(config.pre_trained, config.arch, config.scale)
     plan = plan_from_config(config, info.arch, info.scale)
-    world.log(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method} '
+    grid = ' on the integer grid (int_zero_point)' if config.int_zero_point else ''
+    world.log(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method}{grid} '
               f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px'
               + (pac_schedule(plan.pac) if config.method in PAC_METHODS else '')
               + (f', {world.size} workers' if world.size > 1 else '') + ')')
-    path = quant_checkpoint_path(config.output_path, info.arch, info.scale, config.w_bit, config.a_bit, config.method)
+    path = quant_checkpoint_path(config.output_path, info.arch, info.scale, config.w_bit, config.a_bit, config.method,
+                                 config.int_zero_point)
     resume_file = pac_resume_path(path)
     qnet, report = calibrate(fp_net, info, plan, world.log, resume_file, world)
     if world.is_main:

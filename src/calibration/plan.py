@@ -44,7 +44,8 @@ def plan_from_config(config, arch, scale):
         config = SimpleNamespace(**with_recipe(config.to_dict(), config.explicit, schedule.pac_iters))
     return CalibrationPlan(
         method=config.method,
-        spec=QuantSpec(config.w_bit, config.a_bit, tuple(config.int8_scope), tuple(config.fp_scope)),
+        spec=QuantSpec(config.w_bit, config.a_bit, tuple(config.int8_scope), tuple(config.fp_scope),
+                       config.int_zero_point),
         calib_path=config.calib_path, num_calib_images=config.num_calib_images,
         patch_size=config.patch_size or 192 // scale, seed=config.seed,
         calib_batches=config.calib_batches or schedule.calib_batches, calib_batch_size=config.calib_batch_size,
@@ -56,9 +57,10 @@ def plan_from_config(config, arch, scale):
         pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed, weight_bounds=config.weight_bounds)
 
 
-def quant_checkpoint_path(output_path, arch, scale, w_bit, a_bit, method):
-    """Where calibrate.py writes its result: <output_path>/<arch>_x<s>_w<w>a<a>_<method>.ckpt."""
-    return os.path.join(output_path, f'{arch}_x{scale}_w{w_bit}a{a_bit}_{method}.ckpt')
+def quant_checkpoint_path(output_path, arch, scale, w_bit, a_bit, method, int_zero_point=False):
+    """Where calibrate.py writes its result: <output_path>/<arch>_x<s>_w<w>a<a>_<method>[_intzp].ckpt."""
+    suffix = '_intzp' if int_zero_point else ''
+    return os.path.join(output_path, f'{arch}_x{scale}_w{w_bit}a{a_bit}_{method}{suffix}.ckpt')
 
 
 def pac_resume_path(checkpoint_path):

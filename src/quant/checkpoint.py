@@ -18,14 +18,16 @@ def save_quant_checkpoint(qnet, info, plan, path, extra=None):
     meta = {'arch': info.arch, 'scale': info.scale, 'num_feat': info.num_feat, 'num_block': info.num_block,
             'method': plan.method, 'w_bit': plan.spec.w_bit, 'a_bit': plan.spec.a_bit,
             'int8_scope': list(plan.spec.int8_scope), 'fp_scope': list(plan.spec.fp_scope),
+            'int_zero_point': plan.spec.int_zero_point,
             'seed': plan.seed, 'pac_seed': plan.pac_seed, 'versions': package_versions(),
             'grad_scales': {name: q.grad_scale for name, q in all_quantizers(qnet)}}
     meta.update(extra or {})
     save_mindspore_checkpoint(params, path, {META_KEY: json.dumps(meta), 'arch': info.arch})
 
 
-def load_quant_checkpoint(path, arch=None, scale=None):
-    """(qnet, metadata) from a checkpoint written by ``save_quant_checkpoint``."""
+def load_quant_checkpoint(path, arch=None, scale=None, int_zero_point=None):
+    """(qnet, metadata) from a checkpoint written by ``save_quant_checkpoint``; ``int_zero_point`` True
+    builds the network on the deployed integer grid whatever the checkpoint was calibrated on (None: as saved)."""
     import mindspore as ms
     if not os.path.isfile(path):
         raise UserError(f'quantized checkpoint {path} does not exist: run calibrate.py first or fix --quant_ckpt')
@@ -40,7 +42,9 @@ def load_quant_checkpoint(path, arch=None, scale=None):
     if (arch and arch != meta['arch']) or (scale and int(scale) != meta['scale']):
         raise UserError(f"{path} holds {meta['arch']} ×{meta['scale']}: pass --arch {meta['arch']} --scale {meta['scale']}")
     net = build_net(meta['arch'], meta['scale'], num_feat=meta['num_feat'], num_block=meta['num_block'])
-    spec = QuantSpec(meta['w_bit'], meta['a_bit'], tuple(meta['int8_scope']), tuple(meta['fp_scope']))
+    meta.setdefault('int_zero_point', False)  # checkpoints from before the option used the released grid
+    grid = meta['int_zero_point'] if int_zero_point is None else int_zero_point
+    spec = QuantSpec(meta['w_bit'], meta['a_bit'], tuple(meta['int8_scope']), tuple(meta['fp_scope']), grid)
     convert_to_quant(net, spec)
     params = {k: v.asnumpy() for k, v in raw.items() if isinstance(v, ms.Parameter)}
     assign_params(net, params, os.path.basename(path))

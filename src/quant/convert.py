@@ -15,12 +15,14 @@ class QuantSpec:
 
     ``fp_scope`` layers stay float; ``int8_scope`` layers get 8-bit weights and activations (the
     released W4A4 / W6A6 configs keep ``conv_first`` and ``conv_last`` there); a global width of 32
-    switches that side off everywhere.
+    switches that side off everywhere. ``int_zero_point`` (not in the release) quantizes on the integer
+    grid a deployed model runs on (``src/quant/integer_grid.py``).
     """
     w_bit: int
     a_bit: int
     int8_scope: tuple = RELEASED_INT8_SCOPE
     fp_scope: tuple = ()
+    int_zero_point: bool = False
 
     def bits_for(self, name):
         """(w_bit, a_bit) of layer ``name``."""
@@ -43,7 +45,7 @@ def convert_to_quant(net, spec):
     for name, conv in targets:
         parent_name, _, attr = name.rpartition('.')
         parent = net if not parent_name else dict(net.cells_and_names())[parent_name]
-        quant = QuantConv2d.from_float(conv, *spec.bits_for(name))
+        quant = QuantConv2d.from_float(conv, *spec.bits_for(name), spec.int_zero_point)
         if isinstance(parent, nn.SequentialCell):
             parent[int(attr)] = quant
         else:

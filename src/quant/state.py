@@ -36,6 +36,13 @@ def freeze_for_inference(net):
         conv.freeze()
 
 
+def use_composite_quantizers(net):
+    """Run every quantizer in its composite form (MindSpore ops only, the same numbers): what an exported graph
+    can hold, since the fused CPU kernel is a Custom op bound to a library compiled on this machine."""
+    for _, quant in all_quantizers(net):
+        quant.fused = None
+
+
 def set_weight_quant(net, enabled):
     """Fake-quantize the weights (True) or let them bypass their quantizers unchanged (False)."""
     for _, quant, _ in weight_quantizers(net):

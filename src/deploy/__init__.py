@@ -1,0 +1,1 @@
+"""Deployment: MINDIR / ONNX export, the integer ONNX model, and running exported models."""

@@ -2,9 +2,11 @@
 several methods sharing one observation pass."""
 import time
 
+import mindspore as ms
 import numpy as np
 
 from src.calibration.bounds import apply_act_bounds, init_weight_bounds, observe_act_bounds
+from src.calibration.memory import check_pac_memory
 from src.calibration.pac import pixel_aware_calibration
 from src.calibration.plan import METHODS, PAC_METHODS, observed_as
 from src.dataset import CalibrationImages, random_crop_batches
@@ -41,6 +43,8 @@ def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=No
         raise ValueError('ptq4sr_plus has a plan of its own (weight bounds, DBDC p): calibrate it alone')
     if any(m in PAC_METHODS for m in methods):
         check_even_split(plan.pac_batch_size, world.size)  # before the minutes of DBDC, not after
+        if ms.get_context('device_target') == 'CPU':
+            check_pac_memory(fp_net, info, plan.patch_size, plan.pac_batch_size // world.size)
     start = time.time()
     batches = calibration_batches(plan, info.scale, plan.calib_batches, plan.calib_batch_size, plan.seed)
     data_seconds = round(time.time() - start, 1)

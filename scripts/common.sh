@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Helpers shared by the run_*.sh scripts (sourced, not run).
+# Helpers shared by the run_*.sh scripts (sourced, not run, after the script has set ROOT).
 
 get_real_path() {
   if [ "${1:0:1}" == "/" ]; then echo "$1"; else realpath -m "$PWD/$1"; fi
 }
+
+# where logs and outputs go: PTQ4SR_OUTPUT, else <repo>/output
+OUT=$(get_real_path "${PTQ4SR_OUTPUT:-$ROOT/output}")
 
 require_dir() {
   if [ ! -d "$1" ]; then echo "error: $2 $1 is not a directory" >&2; exit 2; fi

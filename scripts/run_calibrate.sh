@@ -10,7 +10,6 @@ fi
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/common.sh"
-OUT=$(get_real_path "${PTQ4SR_OUTPUT:-$ROOT/output}")
 CALIB=$(get_real_path "$1"); CKPT=$(get_real_path "$2"); CONFIG=$(get_real_path "$3")
 SCALE=$4; W_BIT=${5:-4}; A_BIT=${6:-4}; METHOD=${7:-ptq4sr}; export DEVICE_ID=${8:-0}
 require_dir "$CALIB" CALIB_PATH; require_file "$CKPT" CHECKPOINT_PATH; require_file "$CONFIG" CONFIG_PATH

@@ -17,7 +17,6 @@ RANK_SIZE=$1
 if ! [[ $RANK_SIZE =~ ^[1-9][0-9]*$ ]]; then
   echo "error: RANK_SIZE $RANK_SIZE is not a positive integer: pass the number of workers, e.g. 2" >&2; exit 2
 fi
-OUT=$(get_real_path "${PTQ4SR_OUTPUT:-$ROOT/output}")
 DATA=$(get_real_path "$2"); CKPT=$(get_real_path "$3"); CONFIG=$(get_real_path "$4")
 SCALE=${5:-4}
 require_dir "$DATA" DATASET_PATH; require_file "$CKPT" CHECKPOINT_PATH; require_file "$CONFIG" CONFIG_PATH

@@ -10,7 +10,6 @@ fi
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/common.sh"
-OUT=$(get_real_path "${PTQ4SR_OUTPUT:-$ROOT/output}")
 DATA=$(get_real_path "$1"); MODEL=$(get_real_path "$2"); CONFIG=$(get_real_path "$3")
 SCALE=${4:-4}; DEVICE=${5:-CPU}
 require_dir "$DATA" DATASET_PATH; require_file "$MODEL" ONNX_PATH; require_file "$CONFIG" CONFIG_PATH

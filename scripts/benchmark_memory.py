@@ -6,7 +6,7 @@
 
 Modes: ``plain`` / ``chop`` super-resolve one random LR image of --hr_size / scale (eval.py's ``NetForward`` +
 ``super_resolve``); ``dbdc`` times calibration batches of the released size (16 LR crops of 192/scale px,
-observers included) after the first; ``pac`` times PaC iterations (batch 2) after the first (which compiles).
+observers included) after the first; ``pac`` times PaC iterations (batch 2, or --pac_batch_size) after the first (which compiles).
 Each mode runs in its own child process, so its peak RSS (``ru_maxrss``) is its own. The network has random
 weights and the images are random: memory and time do not depend on either.
 """
@@ -32,6 +32,7 @@ def parse_args(argv):
     p.add_argument('--bits', default=0, type=int, help='W=A bits of the quantized network (0: full precision; '
                    'dbdc and pac always quantize, at 4 bits unless given)')
     p.add_argument('--repeats', default=3, type=int, help='timed DBDC batches / PaC iterations after the first')
+    p.add_argument('--pac_batch_size', default=2, type=int, help='crops per PaC iteration (released: 2)')
     p.add_argument('--device_target', default='CPU')
     p.add_argument('--child', default='', help=argparse.SUPPRESS)  # internal: run one mode, print JSON
     return p.parse_args(argv)
@@ -101,13 +102,14 @@ def measure(args, mode):
         act = bound_parameters(qnet, 'act')
         step = make_pac_step(qnet, net, act + bound_parameters(qnet, 'weight'), PacSettings())
         adam = TorchAdam([p.shape for p in act])
-        batches = [rng.random((2, 3, patch, patch), dtype=np.float32) for _ in range(1 + args.repeats)]
+        batches = [rng.random((args.pac_batch_size, 3, patch, patch), dtype=np.float32)
+                   for _ in range(1 + args.repeats)]
         pac_iteration(step, act, adam, batches[0], 5e-3, slice(0, len(act)))  # compiles
         start = time.time()
         for batch in batches[1:]:
             pac_iteration(step, act, adam, batch, 5e-3, slice(0, len(act)))
         per = (time.time() - start) / args.repeats
-    return {'mode': mode, 'bits': args.bits or 4, 'lr_shape': [patch, patch], 'sr_shape': [patch * args.scale] * 2,
+    return {'mode': mode, 'bits': args.bits or 4, 'lr_shape': [patch, patch], 'pac_batch_size': args.pac_batch_size, 'sr_shape': [patch * args.scale] * 2,
             'seconds': round(per, 2), 'rss_before_mb': round(before), 'peak_rss_mb': round(peak_rss_mb())}
 
 

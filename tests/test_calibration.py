@@ -384,3 +384,22 @@ def test_relative_learning_rate_moves_each_bound_by_a_fraction_of_its_span():
     step = 1e-3 * np.concatenate([span, span])
     assert np.all(moved <= step * (1 + 1e-4))
     assert np.sum(np.isclose(moved, step, rtol=2e-2)) >= 8  # spans differ 3.4x here: the steps follow them
+
+
+def test_feature_loss_reaches_the_bounds_only_with_fea_grad():
+    """The release detaches the features, so L_fea adds nothing to the bounds' gradients; with ``fea_grad``
+    the gradient of L1 + w · L_fea is that of L1 plus w times that of L_fea (linearity), and L_fea's is not 0."""
+    from src.calibration.pac import make_pac_step
+    from src.quant.state import bound_parameters
+    fp, qnet, batches, _ = _calibrated_pair(3, 1)
+    params = bound_parameters(qnet, 'act') + bound_parameters(qnet, 'weight')
+
+    def grads(fea_weight, fea_grad):
+        step = make_pac_step(qnet, fp, params, PacSettings(fea_weight=fea_weight, fea_grad=fea_grad))
+        return np.concatenate([g.asnumpy().ravel() for g in step(Tensor(batches[0]))[1]])
+
+    l1_only = grads(0.0, True)
+    np.testing.assert_allclose(grads(5.0, False), l1_only, rtol=1e-5, atol=1e-9)
+    fea_only = grads(1.0, True) - l1_only
+    assert np.abs(fea_only).max() > 1e-3 * np.abs(l1_only).max()
+    np.testing.assert_allclose(grads(5.0, True) - l1_only, 5.0 * fea_only, rtol=1e-3, atol=1e-6 * np.abs(l1_only).max())

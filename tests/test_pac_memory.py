@@ -8,16 +8,17 @@ from src.errors import UserError
 from src.models.build import build_net
 
 EDSR_BASELINE_PARAMS = {4: 1_517_571, 2: 1_369_859}
-EDSR_PARAMS = 43_089_923  # full EDSR x4
+EDSR_PARAMS = {4: 43_089_923, 2: 40_729_603}
 
 
-@pytest.mark.parametrize('feat, block, patch, params, measured_gb', [
-    (64, 16, 48, EDSR_BASELINE_PARAMS[4], 2.0),   # EDSR-baseline x4
-    (64, 16, 96, EDSR_BASELINE_PARAMS[2], 3.8),   # EDSR-baseline x2
-    (256, 32, 48, EDSR_PARAMS, 8.2),              # full EDSR x4
+@pytest.mark.parametrize('feat, block, patch, batch, params, measured_gb', [
+    (64, 16, 48, 2, EDSR_BASELINE_PARAMS[4], 2.0),   # EDSR-baseline x4
+    (64, 16, 96, 2, EDSR_BASELINE_PARAMS[2], 3.8),   # EDSR-baseline x2
+    (256, 32, 48, 2, EDSR_PARAMS[4], 8.2),           # full EDSR x4
+    (256, 32, 96, 1, EDSR_PARAMS[2], 14.85),         # full EDSR x2 at batch 1
 ])
-def test_estimate_matches_the_measured_peaks(feat, block, patch, params, measured_gb):
-    assert pac_peak_bytes(feat, block, patch, 2, params) / 1e9 == pytest.approx(measured_gb, rel=0.1)
+def test_estimate_matches_the_measured_peaks(feat, block, patch, batch, params, measured_gb):
+    assert pac_peak_bytes(feat, block, patch, batch, params) / 1e9 == pytest.approx(measured_gb, rel=0.1)
 
 
 def test_full_edsr_x2_is_refused_where_it_cannot_fit_with_a_batch_that_does():

@@ -2,17 +2,18 @@
 line (with what would fit) instead of being killed by the kernel after the minutes of DBDC.
 
 The estimate is fitted to the peak RSS of one PaC iteration measured with ``python scripts/benchmark_memory.py
---arch A --scale S --modes pac`` (MindSpore 2.10, CPU, batch 2 of 192/S px LR crops): EDSR-baseline ×4 2.0 GB,
-×2 3.8 GB; full EDSR ×4 8.2 GB; full EDSR ×2 passed 15 GB (stopped there). The differentiated graph keeps every
-block's activations for the backward pass, so memory grows with channels × blocks × crop pixels × batch.
+--arch A --scale S --modes pac [--pac_batch_size 1]`` (MindSpore 2.10, CPU, 192/S px LR crops): at batch 2
+EDSR-baseline ×4 2.0 GB, ×2 3.8 GB, full EDSR ×4 8.2 GB (full EDSR ×2 passed 15 GB and was stopped); full EDSR
+×2 at batch 1 14.9 GB. The fit is within 8 % of each. The differentiated graph keeps every block's activations for
+the backward pass, so memory grows with channels × blocks × crop pixels × batch.
 """
 import numpy as np
 
 from src.errors import UserError
 
-PROCESS_BYTES = 1.4e9        # interpreter, MindSpore runtime, compiled graphs
+PROCESS_BYTES = 1.2e9        # interpreter, MindSpore runtime, compiled graphs
 BYTES_PER_PARAM = 43         # parameters, their quantized copies and the graphs' constants
-BYTES_PER_ACTIVATION = 127   # per (feature channel × block × LR crop pixel × crop in the batch)
+BYTES_PER_ACTIVATION = 150   # per (feature channel × block × LR crop pixel × crop in the batch)
 
 
 def pac_peak_bytes(num_feat, num_block, patch_size, batch, num_params):

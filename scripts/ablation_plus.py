@@ -8,7 +8,7 @@ Rows (each one scripts/reproduce_tables.py run into results/ablation/x<s>_w<b>a<
 scoring every set, so every number is a cached cell with its git revision and command):
   ptq4sr      the release (DBDC p = 1e-4, min/max weights, PaC as released)
   p           + DBDC at the recipe's p
-  mse         + per-channel MSE weight bounds
+  mse         + per-channel MSE weight bounds (where the recipe uses them: at 4 bits)
   plus        + PaC+ (joint phase, relative learning rates, no LSQ scale, feature loss with gradient,
               as many iterations as the release's two phases together) = --method ptq4sr_plus
 The validation split is BSD200 images 101–200 (``BSD200[100:]``): the recipe's values were chosen there.
@@ -23,16 +23,22 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from src.calibration.plus import RECIPE  # noqa: E402
+from src.calibration.plus import recipe  # noqa: E402
 
 VALIDATION = 'BSD200[100:]'
-ROWS = [  # (row, method, --set values, label)
-    ('fp', 'fp', [], 'FP'),
-    ('ptq4sr', 'ptq4sr', [], 'PTQ4SR as released'),
-    ('p', 'ptq4sr', [f"dbdc_p={RECIPE['dbdc_p']}"], f"+ DBDC p = {RECIPE['dbdc_p']:g}"),
-    ('mse', 'ptq4sr', [f"dbdc_p={RECIPE['dbdc_p']}", 'weight_bounds=mse'], '+ MSE weight bounds'),
-    ('plus', 'ptq4sr_plus', [], '+ PaC+ (= PTQ4SR+)'),
-]
+
+
+def rows(bits):
+    """(row, method, --set values, label) of the ablation at ``bits``; the MSE row only where the recipe uses
+    MSE weight bounds (at 6 bits validation kept min/max)."""
+    chosen = recipe(bits)
+    p = f"dbdc_p={chosen['dbdc_p']}"
+    out = [('fp', 'fp', [], 'FP'),
+           ('ptq4sr', 'ptq4sr', [], 'PTQ4SR as released'),
+           ('p', 'ptq4sr', [p], f"+ DBDC p = {chosen['dbdc_p']:g}")]
+    if chosen['weight_bounds'] == 'mse':
+        out.append(('mse', 'ptq4sr', [p, 'weight_bounds=mse'], '+ MSE weight bounds'))
+    return out + [('plus', 'ptq4sr_plus', [], '+ PaC+ (= PTQ4SR+)')]
 
 
 def parse_args(argv):
@@ -92,7 +98,7 @@ def table(args):
     fp = row_results(args, 'fp', 'fp')
     lines = [f'EDSR x{args.scale} W{args.bits}A{args.bits}: Y-PSNR dB (gap to FP)', '',
              '| recipe | validation (BSD200 101–200) | ' + ' | '.join(SETS[1:]) + ' |', '|---' * (len(SETS) + 1) + '|']
-    for row, method, _, label in ROWS:
+    for row, method, _, label in rows(args.bits):
         psnr = row_results(args, row, method)
         cells = [('–' if s not in psnr else f'{psnr[s]:.3f}' if row == 'fp' or s not in fp
                   else f'{psnr[s]:.3f} ({psnr[s] - fp[s]:+.2f})') for s in SETS]
@@ -103,7 +109,7 @@ def table(args):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.tables_only:
-        for row, method, sets, _ in ROWS:
+        for row, method, sets, _ in rows(args.bits):
             run_row(args, row, method, sets)
     print(table(args))
     return 0

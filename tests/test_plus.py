@@ -4,20 +4,29 @@ import pytest
 
 from model_utils.config import make_config
 from src.calibration.plan import plan_from_config
-from src.calibration.plus import PAC_ITERS_FACTOR, RECIPE
+from src.calibration.plus import PAC_ITERS_FACTOR, RECIPE, recipe
 from src.calibration.runner import calibrate_methods
 
 
 def test_recipe_fills_the_plan():
     plan = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': 4, 'a_bit': 4}), 'edsr_baseline', 4)
-    assert plan.method == 'ptq4sr_plus' and plan.weight_bounds == RECIPE['weight_bounds']
-    assert plan.observer.dbdc_p == RECIPE['dbdc_p']
+    assert plan.method == 'ptq4sr_plus' and plan.weight_bounds == recipe(4)['weight_bounds'] == 'mse'
+    assert plan.observer.dbdc_p == recipe(4)['dbdc_p'] == 2e-3
     assert (plan.pac.joint, plan.pac.relative_lr, plan.pac.grad_scale, plan.pac.fea_grad) == (
         RECIPE['pac_joint'], RECIPE['pac_relative_lr'], RECIPE['pac_grad_scale'], RECIPE['pac_fea_grad'])
     assert plan.pac.lr_act == tuple(RECIPE['pac_lr_act']) and plan.pac.lr_weight == tuple(RECIPE['pac_lr_weight'])
     assert plan.pac.iters == PAC_ITERS_FACTOR * 250  # per released x4 phase; the joint phase runs 2 × iters
     released = plan_from_config(make_config({'method': 'ptq4sr', 'w_bit': 4, 'a_bit': 4}), 'edsr_baseline', 4)
     assert (released.weight_bounds, released.observer.dbdc_p, released.pac.joint) == ('minmax', 1e-4, False)
+
+
+@pytest.mark.parametrize('bits, validated', [(2, 4), (3, 4), (4, 4), (5, 4), (6, 6), (8, 6)])
+def test_each_bit_width_takes_the_nearest_validated_width_below(bits, validated):
+    plan = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': bits, 'a_bit': bits}), 'edsr_baseline', 4)
+    assert (plan.observer.dbdc_p, plan.weight_bounds) == (recipe(validated)['dbdc_p'], recipe(validated)['weight_bounds'])
+    assert recipe(6)['dbdc_p'] < 1e-4 < recipe(4)['dbdc_p']  # wider grids clip less (validation)
+    mixed = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': 6, 'a_bit': 4}), 'edsr_baseline', 4)
+    assert mixed.observer.dbdc_p == recipe(4)['dbdc_p']  # the narrower of the two decides
 
 
 def test_explicit_flags_override_the_recipe():
@@ -34,3 +43,35 @@ def test_ptq4sr_plus_is_calibrated_alone(files):
     plan = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': 4, 'a_bit': 4}), info.arch, 2)
     with pytest.raises(ValueError, match='calibrate it alone'):
         calibrate_methods(fp, info, plan, ('dbdc', 'ptq4sr_plus'))
+
+
+def _ablation_script():
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'scripts', 'ablation_plus.py')
+    spec = importlib.util.spec_from_file_location('ablation_plus', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ablation_rows_follow_the_recipe_of_the_bit_width():
+    ablation = _ablation_script()
+    assert [r[0] for r in ablation.rows(4)] == ['fp', 'ptq4sr', 'p', 'mse', 'plus']
+    assert [r[0] for r in ablation.rows(6)] == ['fp', 'ptq4sr', 'p', 'plus']  # validation kept min/max weights
+    assert ablation.rows(6)[2][2] == [f"dbdc_p={recipe(6)['dbdc_p']}"]
+
+
+def test_ablation_table_reads_the_cached_rows_with_gaps_to_fp(tmp_path):
+    import json
+    ablation = _ablation_script()
+    args = ablation.parse_args(['--scale', '4', '--bits', '6', '--out', str(tmp_path)])
+    for row, method, psnr in (('fp', 'fp', 28.0), ('p', 'ptq4sr', 27.5)):
+        cells = tmp_path / 'x4_w6a6' / row / 'cells'
+        cells.mkdir(parents=True)
+        results = {s: {'psnr': psnr - 0.1 * i} for i, s in enumerate(ablation.SETS)}
+        (cells / f'edsr_baseline_x4_w6a6_{method}.json').write_text(json.dumps({'results': results}))
+    lines = ablation.table(args).splitlines()
+    assert lines[-4] == '| FP | 28.000 | 27.900 | 27.800 | 27.700 |'
+    assert lines[-3] == '| PTQ4SR as released | – | – | – | – |'
+    assert lines[-2] == f"| + DBDC p = {recipe(6)['dbdc_p']:g} | 27.500 (-0.50) | 27.400 (-0.50) | 27.300 (-0.50) | 27.200 (-0.50) |"

@@ -17,7 +17,9 @@ PANEL_INCHES = (4.2, 3.2)
 
 
 def chart_data(cells, arch, scale):
-    """(set names, bit widths, {method: {set: [(bits, psnr), ...]}}, {set: fp psnr}) of one network and scale."""
+    """(set names, bit widths, {method: {set: [(bits, psnr), ...]}}, {set: fp psnr}) of one network and scale.
+    Where FP was scored, only its sets get a panel: a set one method alone scored (PTQ4SR+'s validation split)
+    has nothing to compare."""
     sets, bits, lines, fp = [], set(), {}, {}
     for cell in cells.values():
         if cell['scale'] != scale or cell.get('model', arch) != arch:
@@ -33,6 +35,9 @@ def chart_data(cells, arch, scale):
     for per_set in lines.values():
         for points in per_set.values():
             points.sort()
+    if fp:
+        sets = [name for name in sets if name in fp]
+        lines = {m: {name: pts for name, pts in per_set.items() if name in fp} for m, per_set in lines.items()}
     return sets, sorted(bits), lines, fp
 
 

@@ -40,6 +40,13 @@ def test_chart_data_groups_by_method_and_set(tmp_path):
     assert chart_data(synthetic_tables(tmp_path), 'msrresnet', 4)[2] == {'dbdc': {'Set5': [(4, 20.0)]}}
 
 
+def test_a_set_fp_was_not_scored_on_gets_no_panel(tmp_path):
+    cells = synthetic_tables(tmp_path)
+    cells['edsr_baseline_x4_w4a4_ptq4sr']['results']['BSD200[100:]'] = {'psnr': 27.0}  # a validation split
+    sets, _, lines, _ = chart_data(cells, 'edsr_baseline', 4)
+    assert sets == ['Set5', 'Set14'] and set(lines['ptq4sr']) == {'Set5', 'Set14'}
+
+
 def test_figure_draws_every_point_and_the_fp_line(tmp_path):
     fig = psnr_figure(synthetic_tables(tmp_path), 'edsr_baseline', 4, METHOD_LABELS)
     assert [ax.get_title() for ax in fig.axes] == ['Set5, ×4', 'Set14, ×4']

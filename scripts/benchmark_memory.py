@@ -6,7 +6,8 @@
 
 Modes: ``plain`` / ``chop`` super-resolve one random LR image of --hr_size / scale (eval.py's ``NetForward`` +
 ``super_resolve``); ``dbdc`` times calibration batches of the released size (16 LR crops of 192/scale px,
-observers included) after the first; ``pac`` times PaC iterations (batch 2, or --pac_batch_size) after the first (which compiles).
+observers included) after the first; ``pac`` times PaC iterations (batch 2, or --pac_batch_size) after the
+first (which compiles).
 Each mode runs in its own child process, so its peak RSS (``ru_maxrss``) is its own. The network has random
 weights and the images are random: memory and time do not depend on either.
 """
@@ -109,8 +110,9 @@ def measure(args, mode):
         for batch in batches[1:]:
             pac_iteration(step, act, adam, batch, 5e-3, slice(0, len(act)))
         per = (time.time() - start) / args.repeats
-    return {'mode': mode, 'bits': args.bits or 4, 'lr_shape': [patch, patch], 'pac_batch_size': args.pac_batch_size, 'sr_shape': [patch * args.scale] * 2,
-            'seconds': round(per, 2), 'rss_before_mb': round(before), 'peak_rss_mb': round(peak_rss_mb())}
+    return {'mode': mode, 'bits': args.bits or 4, 'lr_shape': [patch, patch], 'sr_shape': [patch * args.scale] * 2,
+            'pac_batch_size': args.pac_batch_size, 'seconds': round(per, 2), 'rss_before_mb': round(before),
+            'peak_rss_mb': round(peak_rss_mb())}
 
 
 def main(argv=None):

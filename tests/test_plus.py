@@ -23,7 +23,8 @@ def test_recipe_fills_the_plan():
 @pytest.mark.parametrize('bits, validated', [(2, 4), (3, 4), (4, 4), (5, 4), (6, 6), (8, 6)])
 def test_each_bit_width_takes_the_nearest_validated_width_below(bits, validated):
     plan = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': bits, 'a_bit': bits}), 'edsr_baseline', 4)
-    assert (plan.observer.dbdc_p, plan.weight_bounds) == (recipe(validated)['dbdc_p'], recipe(validated)['weight_bounds'])
+    chosen = recipe(validated)
+    assert (plan.observer.dbdc_p, plan.weight_bounds) == (chosen['dbdc_p'], chosen['weight_bounds'])
     assert recipe(6)['dbdc_p'] < 1e-4 < recipe(4)['dbdc_p']  # wider grids clip less (validation)
     mixed = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': 6, 'a_bit': 4}), 'edsr_baseline', 4)
     assert mixed.observer.dbdc_p == recipe(4)['dbdc_p']  # the narrower of the two decides
@@ -74,4 +75,5 @@ def test_ablation_table_reads_the_cached_rows_with_gaps_to_fp(tmp_path):
     lines = ablation.table(args).splitlines()
     assert lines[-4] == '| FP | 28.000 | 27.900 | 27.800 | 27.700 |'
     assert lines[-3] == '| PTQ4SR as released | – | – | – | – |'
-    assert lines[-2] == f"| + DBDC p = {recipe(6)['dbdc_p']:g} | 27.500 (-0.50) | 27.400 (-0.50) | 27.300 (-0.50) | 27.200 (-0.50) |"
+    assert lines[-2] == (f"| + DBDC p = {recipe(6)['dbdc_p']:g} | 27.500 (-0.50) | 27.400 (-0.50) | 27.300 (-0.50) | "
+                         '27.200 (-0.50) |')

@@ -31,7 +31,7 @@ def rgb_to_y(img):
     return img @ (np.array(Y_COEFFS) / PIXEL_MAX) + Y_OFFSET
 
 
-def _prepare_pair(sr, hr, crop_border, test_y_channel):
+def prepare_pair(sr, hr, crop_border, test_y_channel):
     """Check shapes, crop the border, optionally take Y; returns two float64 HxWxC arrays."""
     sr, hr = np.asarray(sr), np.asarray(hr)
     if sr.shape != hr.shape:
@@ -50,7 +50,7 @@ def _prepare_pair(sr, hr, crop_border, test_y_channel):
 
 def calculate_psnr(sr, hr, crop_border, test_y_channel=True):
     """PSNR in dB: ``10 log10(255² / MSE)`` over the cropped image (Y channel by default); inf when equal."""
-    sr, hr = _prepare_pair(sr, hr, crop_border, test_y_channel)
+    sr, hr = prepare_pair(sr, hr, crop_border, test_y_channel)
     mse = np.mean((sr - hr) ** 2)
     if mse == 0:
         return float('inf')
@@ -82,7 +82,7 @@ def _ssim_single(img1, img2):
 
 def calculate_ssim(sr, hr, crop_border, test_y_channel=True):
     """SSIM (Wang et al. 2004, MATLAB reference) on the cropped image; the mean over channels if not Y."""
-    sr, hr = _prepare_pair(sr, hr, crop_border, test_y_channel)
+    sr, hr = prepare_pair(sr, hr, crop_border, test_y_channel)
     if min(sr.shape[:2]) < SSIM_WINDOW:
         raise ValueError(f'SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping, '
                          f'got {sr.shape[:2]}')

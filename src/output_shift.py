@@ -5,7 +5,7 @@ subtracts local means, PSNR does not."""
 import numpy as np
 
 from src.inference import as_forward, super_resolve
-from src.metric import PIXEL_MAX, _prepare_pair, tensor_to_uint8
+from src.metric import PIXEL_MAX, prepare_pair, tensor_to_uint8
 
 
 def _psnr(a, b):
@@ -15,8 +15,8 @@ def _psnr(a, b):
 def offset_of_image(sr_q, sr_fp, hr, scale):
     """{'offset', 'offset_share', 'psnr', 'psnr_no_offset', 'psnr_fp'} of one image (uint8 HWC RGB arrays;
     Y channel, border of ``scale`` px cropped, as the benchmark scores)."""
-    y_q, y_hr = _prepare_pair(sr_q, hr, scale, True)
-    y_fp, _ = _prepare_pair(sr_fp, hr, scale, True)
+    y_q, y_hr = prepare_pair(sr_q, hr, scale, True)
+    y_fp, _ = prepare_pair(sr_fp, hr, scale, True)
     diff = y_q - y_fp
     offset = float(diff.mean())
     return {'offset': offset, 'offset_share': offset ** 2 / max(float(np.mean(diff ** 2)), 1e-12),

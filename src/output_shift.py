@@ -5,11 +5,12 @@ subtracts local means, PSNR does not."""
 import numpy as np
 
 from src.inference import as_forward, super_resolve
-from src.metric import PIXEL_MAX, prepare_pair, tensor_to_uint8
+from src.metric import calculate_psnr, prepare_pair, tensor_to_uint8
 
 
-def _psnr(a, b):
-    return float(10 * np.log10(PIXEL_MAX ** 2 / np.mean((a - b) ** 2)))
+def _psnr(y, y_hr):
+    """PSNR of two Y planes already cropped (prepare_pair's output)."""
+    return calculate_psnr(y, y_hr, crop_border=0, test_y_channel=False)
 
 
 def offset_of_image(sr_q, sr_fp, hr, scale):

@@ -163,7 +163,7 @@ def validate(values, choices):
     for key in ('num_calib_images', 'calib_batch_size', 'dbdc_bins', 'pac_batch_size', 'pac_log_every', 'batch_size'):
         if values[key] < 1:
             raise UserError(f'--{key} must be at least 1 (got {values[key]})')
-    for key in ('calib_batches', 'pac_iters', 'patch_size', 'chop_overlap', 'num_threads', 'device_id'):
+    for key in ('calib_batches', 'pac_iters', 'adaround_iters', 'patch_size', 'chop_overlap', 'num_threads', 'device_id'):
         if values[key] < 0:
             raise UserError(f'--{key} must be 0 or more (got {values[key]})')
     if values['chop_tile'] < MIN_CHOP_TILE:

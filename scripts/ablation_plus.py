@@ -11,6 +11,7 @@ scoring every set, so every number is a cached cell with its git revision and co
   mse         + per-channel MSE weight bounds (where the recipe uses them: at 4 bits)
   plus        + PaC+ (joint phase, relative learning rates, no LSQ scale, feature loss with gradient,
               as many iterations as the release's two phases together) = --method ptq4sr_plus
+  adaround    + learned weight rounding after PaC+ (src/calibration/adaround.py, adaround_iters=300)
 The validation split is BSD200 images 101–200 (``BSD200[100:]``): the recipe's values were chosen there.
 """
 import argparse
@@ -38,7 +39,8 @@ def rows(bits):
            ('p', 'ptq4sr', [p], f"+ DBDC p = {chosen['dbdc_p']:g}")]
     if chosen['weight_bounds'] == 'mse':
         out.append(('mse', 'ptq4sr', [p, 'weight_bounds=mse'], '+ MSE weight bounds'))
-    return out + [('plus', 'ptq4sr_plus', [], '+ PaC+ (= PTQ4SR+)')]
+    return out + [('plus', 'ptq4sr_plus', [], '+ PaC+ (= PTQ4SR+)'),
+                  ('adaround', 'ptq4sr_plus', ['adaround_iters=300'], '+ AdaRound')]
 
 
 def parse_args(argv):

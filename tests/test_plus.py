@@ -58,8 +58,8 @@ def _ablation_script():
 
 def test_ablation_rows_follow_the_recipe_of_the_bit_width():
     ablation = _ablation_script()
-    assert [r[0] for r in ablation.rows(4)] == ['fp', 'ptq4sr', 'p', 'mse', 'plus']
-    assert [r[0] for r in ablation.rows(6)] == ['fp', 'ptq4sr', 'p', 'plus']  # validation kept min/max weights
+    assert [r[0] for r in ablation.rows(4)] == ['fp', 'ptq4sr', 'p', 'mse', 'plus', 'adaround']
+    assert [r[0] for r in ablation.rows(6)] == ['fp', 'ptq4sr', 'p', 'plus', 'adaround']  # validation kept min/max weights
     assert ablation.rows(6)[2][2] == [f"dbdc_p={recipe(6)['dbdc_p']}"]
 
 
@@ -73,7 +73,7 @@ def test_ablation_table_reads_the_cached_rows_with_gaps_to_fp(tmp_path):
         results = {s: {'psnr': psnr - 0.1 * i} for i, s in enumerate(ablation.SETS)}
         (cells / f'edsr_baseline_x4_w6a6_{method}.json').write_text(json.dumps({'results': results}))
     lines = ablation.table(args).splitlines()
-    assert lines[-4] == '| FP | 28.000 | 27.900 | 27.800 | 27.700 |'
-    assert lines[-3] == '| PTQ4SR as released | – | – | – | – |'
-    assert lines[-2] == (f"| + DBDC p = {recipe(6)['dbdc_p']:g} | 27.500 (-0.50) | 27.400 (-0.50) | 27.300 (-0.50) | "
+    assert lines[-5] == '| FP | 28.000 | 27.900 | 27.800 | 27.700 |'
+    assert lines[-4] == '| PTQ4SR as released | – | – | – | – |'
+    assert lines[-3] == (f"| + DBDC p = {recipe(6)['dbdc_p']:g} | 27.500 (-0.50) | 27.400 (-0.50) | 27.300 (-0.50) | "
                          '27.200 (-0.50) |')

@@ -3,6 +3,7 @@ import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from src.calibration.adaround import AdaRoundSettings
 from src.calibration.bounds import ObserverSettings
 from src.calibration.pac import PacSettings
 from src.calibration.plus import with_recipe
@@ -34,6 +35,7 @@ class CalibrationPlan:
     weight_bounds: str = 'minmax'  # released; 'mse' (PTQ4SR+)
     pac_batch_size: int = 2
     pac_seed: int = 1
+    adaround: AdaRoundSettings = field(default_factory=lambda: AdaRoundSettings(iters=0))  # iters 0: off
 
 
 def plan_from_config(config, arch, scale):
@@ -54,7 +56,8 @@ def plan_from_config(config, arch, scale):
         pac=PacSettings(config.pac_iters or schedule.pac_iters, tuple(config.pac_lr_act),
                         tuple(config.pac_lr_weight), config.pac_fea_weight, config.pac_fea_grad,
                         config.pac_log_every, config.pac_joint, config.pac_relative_lr, config.pac_grad_scale),
-        pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed, weight_bounds=config.weight_bounds)
+        pac_batch_size=config.pac_batch_size, pac_seed=config.pac_seed, weight_bounds=config.weight_bounds,
+        adaround=AdaRoundSettings(iters=config.adaround_iters))
 
 
 def quant_checkpoint_path(output_path, arch, scale, w_bit, a_bit, method, int_zero_point=False):

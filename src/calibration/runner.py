@@ -5,6 +5,7 @@ import time
 import mindspore as ms
 import numpy as np
 
+from src.calibration.adaround import adaround
 from src.calibration.bounds import apply_act_bounds, init_weight_bounds, observe_act_bounds
 from src.calibration.memory import check_pac_memory
 from src.calibration.pac import pixel_aware_calibration
@@ -21,10 +22,10 @@ def calibrate(fp_net, info, plan, log=print, pac_resume_file=None, world=LOCAL):
     return calibrate_methods(fp_net, info, plan, (plan.method,), log, pac_resume_file, world)[plan.method]
 
 
-def calibration_batches(plan, scale, count, batch_size, seed):
+def calibration_batches(plan, scale, count, batch_size, seed, patch_size=None):
     images = CalibrationImages(plan.calib_path, scale, plan.num_calib_images)
-    crops = random_crop_batches(images, plan.patch_size, batch_size, count, seed)
-    return [images.patches(c, plan.patch_size) for c in crops]
+    size = patch_size or plan.patch_size
+    return [images.patches(c, size) for c in random_crop_batches(images, size, batch_size, count, seed)]
 
 
 def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=None, world=LOCAL):
@@ -66,6 +67,8 @@ def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=No
         report = {'timings': timings}
         if method in PAC_METHODS:
             report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log, pac_resume_file, world)
+        if plan.adaround.iters:
+            report['adaround'] = _run_adaround(qnet, fp_net, info, plan, timings, log)
         qnet.set_train(False)
         report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}
         results[method] = (qnet, report)
@@ -86,3 +89,14 @@ def _run_pac(qnet, fp_net, info, plan, timings, log, resume_file, world):
     timings['pac_seconds'] = round(data_seconds + sum(result['seconds'] for result in pac.values()), 1)
     return {k: {'l1_first': v['l1'][0], 'l1_last': v['l1'][-1], 'l1_mean': float(np.mean(v['l1']))}
             for k, v in pac.items()}
+
+
+def _run_adaround(qnet, fp_net, info, plan, timings, log):
+    # every rank of a data-parallel run computes the same rounding from the same crops: no exchange needed
+    start, settings = time.time(), plan.adaround
+    per_batch = min(settings.patches, plan.num_calib_images)  # a batch draws each patch from another image
+    batches = calibration_batches(plan, info.scale, -(-settings.patches // per_batch), per_batch, settings.seed,
+                                  min(settings.patch_size, plan.patch_size))
+    errors = adaround(qnet, fp_net, batches, settings, log)
+    timings['adaround_seconds'] = round(time.time() - start, 1)
+    return {name: {'nearest': nearest, 'learned': learned} for name, (nearest, learned) in errors.items()}

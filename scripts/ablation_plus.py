@@ -10,8 +10,9 @@ scoring every set, so every number is a cached cell with its git revision and co
   p           + DBDC at the recipe's p
   mse         + per-channel MSE weight bounds (where the recipe uses them: at 4 bits)
   plus        + PaC+ (joint phase, relative learning rates, no LSQ scale, feature loss with gradient,
-              as many iterations as the release's two phases together) = --method ptq4sr_plus
+              as many iterations as the release's two phases together)
   adaround    + learned weight rounding after PaC+ (src/calibration/adaround.py, adaround_iters=300)
+The last row the recipe keeps at that width is --method ptq4sr_plus.
 The validation split is BSD200 images 101–200 (``BSD200[100:]``): the recipe's values were chosen there.
 """
 import argparse
@@ -24,7 +25,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from src.calibration.plus import recipe  # noqa: E402
+from src.calibration.plus import ADAROUND_ITERS, recipe  # noqa: E402
 
 VALIDATION = 'BSD200[100:]'
 
@@ -39,8 +40,10 @@ def rows(bits):
            ('p', 'ptq4sr', [p], f"+ DBDC p = {chosen['dbdc_p']:g}")]
     if chosen['weight_bounds'] == 'mse':
         out.append(('mse', 'ptq4sr', [p, 'weight_bounds=mse'], '+ MSE weight bounds'))
-    return out + [('plus', 'ptq4sr_plus', [], '+ PaC+ (= PTQ4SR+)'),
-                  ('adaround', 'ptq4sr_plus', ['adaround_iters=300'], '+ AdaRound')]
+    kept = bool(chosen['adaround_iters'])
+    return out + [('plus', 'ptq4sr_plus', ['adaround_iters=0'], '+ PaC+' + ('' if kept else ' (= PTQ4SR+)')),
+                  ('adaround', 'ptq4sr_plus', [f'adaround_iters={ADAROUND_ITERS}'],
+                   '+ learned weight rounding' + (' (= PTQ4SR+)' if kept else ' (not kept)'))]
 
 
 def parse_args(argv):

@@ -7,7 +7,8 @@
 Modes: ``plain`` / ``chop`` super-resolve one random LR image of --hr_size / scale (eval.py's ``NetForward`` +
 ``super_resolve``); ``dbdc`` times calibration batches of the released size (16 LR crops of 192/scale px,
 observers included) after the first; ``pac`` times PaC iterations (batch 2, or --pac_batch_size) after the
-first (which compiles).
+first (which compiles); ``adaround`` times one whole learned-rounding pass (every layer below 8 bit, --adaround_iters
+steps each, on the default 32 crops of 24 px).
 Each mode runs in its own child process, so its peak RSS (``ru_maxrss``) is its own. The network has random
 weights and the images are random: memory and time do not depend on either.
 """
@@ -29,11 +30,12 @@ def parse_args(argv):
     p.add_argument('--hr_size', default='1000x700', help='WIDTHxHEIGHT of the HR image (LR = HR / scale)')
     p.add_argument('--chop_tile', default=192, type=int)
     p.add_argument('--chop_overlap', default=16, type=int)
-    p.add_argument('--modes', default='plain,chop', help='comma-separated: plain, chop, dbdc, pac')
+    p.add_argument('--modes', default='plain,chop', help='comma-separated: plain, chop, dbdc, pac, adaround')
     p.add_argument('--bits', default=0, type=int, help='W=A bits of the quantized network (0: full precision; '
                    'dbdc and pac always quantize, at 4 bits unless given)')
     p.add_argument('--repeats', default=3, type=int, help='timed DBDC batches / PaC iterations after the first')
     p.add_argument('--pac_batch_size', default=2, type=int, help='crops per PaC iteration (released: 2)')
+    p.add_argument('--adaround_iters', default=300, type=int, help='learned-rounding steps per layer (adaround mode)')
     p.add_argument('--device_target', default='CPU')
     p.add_argument('--child', default='', help=argparse.SUPPRESS)  # internal: run one mode, print JSON
     return p.parse_args(argv)
@@ -96,6 +98,14 @@ def measure(args, mode):
         start = time.time()
         observe_act_bounds(qnet, batches, ObserverSettings('dbdc'))
         per = (time.time() - start) / args.repeats
+    elif mode == 'adaround':
+        from src.calibration.adaround import AdaRoundSettings, adaround
+        settings = AdaRoundSettings(iters=args.adaround_iters)
+        patch = settings.patch_size
+        batches = [rng.random((settings.patches, 3, patch, patch), dtype=np.float32)]
+        start = time.time()
+        adaround(qnet, net, batches, settings, log=lambda m: None)
+        per = time.time() - start
     else:
         from src.calibration.adam import TorchAdam
         from src.calibration.pac import PacSettings, make_pac_step, pac_iteration
@@ -132,7 +142,8 @@ def main(argv=None):
             return 1
         rows.append(json.loads(lines[0][len('RESULT '):]))
     print(f'{args.arch} x{args.scale}, HR {args.hr_size}, tile {args.chop_tile}+{args.chop_overlap} ({args.device_target})')
-    print('seconds: the whole image (plain, chop), per calibration batch of 16 (dbdc), per iteration (pac)')
+    print('seconds: the whole image (plain, chop), per calibration batch of 16 (dbdc), per iteration (pac), '
+          'the whole pass (adaround)')
     print(f"{'mode':<6} {'bits':>4} {'LR':>10} {'seconds':>8} {'RSS before MB':>14} {'peak RSS MB':>12}")
     for r in rows:
         print(f"{r['mode']:<6} {r['bits'] or 'FP':>4} {'x'.join(map(str, r['lr_shape'][::-1])):>10} {r['seconds']:>8} "

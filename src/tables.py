@@ -42,20 +42,22 @@ def _sections(cells):
 
 
 def markdown_tables(cells):
-    """Markdown: a table per (network, scale, bits) with PSNR / SSIM, stage seconds and the git revision;
-    then the commands that produced the cells. Columns: every test set of the cells, in order of appearance."""
+    """Markdown: a table per (network, scale, bits) with PSNR / SSIM, stage seconds (activation bounds, PaC,
+    learned weight rounding) and the git revision; then the commands that produced the cells. Columns: every
+    test set of the cells, in order of appearance."""
     set_names = list(dict.fromkeys(name for c in cells.values() for name in c['results']))
     lines = ['# PTQ4SR-MindSpore reproduction', '',
              'Y-PSNR (dB) / SSIM; calibration wall-clock seconds per stage; the code revision of each cell.', '']
     for (arch, scale, bits), rows in _sections(cells).items():
         lines += [f'## {ARCH_NAMES.get(arch, arch)} ×{scale}, W{bits}A{bits}', '',
-                  '| method | ' + ' | '.join(set_names) + ' | act bounds s | PaC s | revision |',
-                  '|---' * (len(set_names) + 4) + '|']
+                  '| method | ' + ' | '.join(set_names) + ' | act bounds s | PaC s | rounding s | revision |',
+                  '|---' * (len(set_names) + 5) + '|']
         for method, cell in rows:
             res, t = cell['results'], cell['timings']
             scores = [f"{res[s]['psnr']:.3f} / {res[s]['ssim']:.4f}" if s in res else '-' for s in set_names]
             lines.append(f'| {METHOD_LABELS.get(method, method)} | ' + ' | '.join(scores) +
                          f" | {t.get('act_bounds_seconds', '-')} | {t.get('pac_seconds', '-')} |"
+                         f" {t.get('adaround_seconds', '-')} |"
                          f" {cell.get('git_revision', 'not recorded')} |")
         lines.append('')
     commands = {}

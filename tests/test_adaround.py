@@ -128,3 +128,41 @@ def test_calibration_runs_it_when_asked_and_reports_it(files):
     assert sorted(report['adaround']) == ['body.0.conv1', 'body.0.conv2', 'body.1.conv1', 'body.1.conv2',
                                           'conv_after_body', 'upsample.0']
     assert report['timings']['adaround_seconds'] > 0
+
+
+def test_an_interrupted_run_resumes_after_its_last_layer_with_the_same_result(files, tmp_path, monkeypatch):
+    import src.calibration.adaround as module
+    from src.calibration.bounds import ObserverSettings, calibrate_act_bounds, init_weight_bounds
+    from src.models.load import load_fp_net
+    from src.quant.convert import quantized_copy
+    fp, info = load_fp_net(files['ckpt'])
+    batches = [np.random.default_rng(1).uniform(0, 1, (4, 3, 10, 10)).astype(np.float32)]
+    settings = AdaRoundSettings(iters=20, patch_size=10)
+
+    def calibrated():
+        qnet = quantized_copy(fp, info, QuantSpec(4, 4))
+        init_weight_bounds(qnet, 'minmax')
+        calibrate_act_bounds(qnet, batches, ObserverSettings('minmax'))
+        return qnet
+
+    whole = calibrated()
+    expected = adaround(whole, fp, batches, settings, log=lambda m: None)
+    state = str(tmp_path / 'run_adaround.npz')
+    calls, real = [], module.reconstruct_layer
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, 'reconstruct_layer', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        adaround(calibrated(), fp, batches, settings, log=lambda m: None, resume_file=state)
+    monkeypatch.setattr(module, 'reconstruct_layer', real)
+    messages = []
+    resumed = calibrated()
+    assert adaround(resumed, fp, batches, settings, log=messages.append, resume_file=state) == expected
+    assert 'after 3 layers' in messages[0]
+    for (_, a), (_, b) in zip(quant_convs(whole), quant_convs(resumed)):
+        np.testing.assert_array_equal(a.weight.asnumpy(), b.weight.asnumpy())

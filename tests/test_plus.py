@@ -4,7 +4,7 @@ import pytest
 
 from model_utils.config import make_config
 from src.calibration.plan import plan_from_config
-from src.calibration.plus import PAC_ITERS_FACTOR, RECIPE, recipe
+from src.calibration.plus import ADAROUND_ITERS, PAC_ITERS_FACTOR, RECIPE, recipe
 from src.calibration.runner import calibrate_methods
 
 
@@ -18,6 +18,8 @@ def test_recipe_fills_the_plan():
     assert plan.pac.iters == PAC_ITERS_FACTOR * 250  # per released x4 phase; the joint phase runs 2 × iters
     released = plan_from_config(make_config({'method': 'ptq4sr', 'w_bit': 4, 'a_bit': 4}), 'edsr_baseline', 4)
     assert (released.weight_bounds, released.observer.dbdc_p, released.pac.joint) == ('minmax', 1e-4, False)
+    # learned weight rounding: on at 4 bits, where validation kept it; the release rounds to nearest
+    assert plan.adaround.iters == ADAROUND_ITERS > 0 and released.adaround.iters == 0
 
 
 @pytest.mark.parametrize('bits, validated', [(2, 4), (3, 4), (4, 4), (5, 4), (6, 6), (8, 6)])

@@ -12,6 +12,9 @@ The result is written into the float weight: a value exactly on its quantizer's 
 quantizer reproduces. Checkpoints, inference and export are therefore those of any calibrated network; the
 bounds must not move afterwards (PaC runs first). 8-bit layers keep nearest rounding.
 """
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 
 import mindspore as ms
@@ -20,6 +23,7 @@ from mindspore import Tensor, ops
 from tqdm import tqdm
 
 from src.calibration.adam import TorchAdam
+from src.files import atomic_output
 from src.quant.convert import quant_convs
 from src.quant.fake_quant import MIN_SPAN
 
@@ -160,22 +164,67 @@ def _capture(net, cells, batches, output):
     return [np.concatenate(s) for s in seen]
 
 
-def adaround(qnet, fp_net, batches, settings, log=print):
+class LayerProgress:
+    """The layers done so far (written weights and errors) in one .npz, saved atomically after each layer, so
+    an interrupted run continues after its last finished layer with the same result. Keyed by a hash of the
+    settings, the patches and every parameter of the network at the start: another run's file is ignored."""
+
+    def __init__(self, path, qnet, batches, settings):
+        digest = hashlib.sha256(repr(settings).encode())
+        for array in [p.asnumpy() for _, p in qnet.parameters_and_names()] + list(batches):
+            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+        self.path, self.key = path, digest.hexdigest()
+
+    def load(self, log):
+        """{layer: (weight, (nearest, learned))} of the finished layers ({} without a matching file)."""
+        if not self.path or not os.path.isfile(self.path):
+            return {}
+        try:
+            with np.load(self.path) as f:
+                meta = json.loads(str(f['meta']))
+                done = {name: (f[f'w{i}'], tuple(errors)) for i, (name, errors) in enumerate(meta['report'])}
+        except (OSError, ValueError, KeyError) as e:
+            log(f'AdaRound: ignoring unreadable resume file {self.path} ({e}); starting over')
+            return {}
+        if meta.get('key') != self.key:
+            log(f'AdaRound: {self.path} belongs to another calibration; starting over')
+            return {}
+        log(f'AdaRound: resuming from {self.path} after {len(done)} layers')
+        return done
+
+    def save(self, done):
+        if not self.path:
+            return
+        meta = {'key': self.key, 'report': [[name, errors] for name, (_, errors) in done.items()]}
+        with atomic_output(self.path, 'wb') as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **{f'w{i}': w for i, (w, _) in enumerate(done.values())})
+
+
+def adaround(qnet, fp_net, batches, settings, log=print, resume_file=None):
     """Learn the rounding of every quantized weight of ``qnet`` with at most ``settings.max_bits`` bits, in
     network order, against ``fp_net`` on ``batches`` (LR patches). Returns {layer: (nearest, learned) mean
-    squared output error}."""
+    squared output error}. With ``resume_file`` the finished layers are saved there after each one and a
+    matching file is continued; the caller deletes it."""
     fp_cells = dict(fp_net.cells_and_names())
     layers = [(name, conv) for name, conv in quant_convs(qnet)
               if conv.weight_quant is not None and conv.w_bit <= settings.max_bits]
-    targets = _capture(fp_net, [fp_cells[name] for name, _ in layers], batches, output=True)
+    progress = LayerProgress(resume_file, qnet, batches, settings)
+    done = progress.load(log)
+    for name, conv in layers:
+        if name in done:
+            ops.assign(conv.weight, Tensor(done[name][0]))
+    layers_left = [(name, conv) for name, conv in layers if name not in done]
+    targets = _capture(fp_net, [fp_cells[name] for name, _ in layers_left], batches, output=True)
     lr_pixels = batches[0].shape[2] * batches[0].shape[3]
-    report = {}
+    report = {name: errors for name, (_, errors) in done.items()}
     # each layer's input is captured after the layers before it are rounded
-    for i, ((name, conv), y_fp) in enumerate(zip(layers, targets)):
+    for i, ((name, conv), y_fp) in enumerate(zip(layers_left, targets), start=len(done)):
         (x,) = _capture(qnet, [conv], batches, output=False)
         x_q = x if conv.input_quant is None else conv.input_quant(Tensor(x)).asnumpy()
         # the same pixels per step at every layer: upsampled maps take fewer patches
         batch = max(1, settings.batch_size * lr_pixels // (x.shape[2] * x.shape[3]))
         report[name] = reconstruct_layer(conv, x_q, y_fp, settings, batch, desc=f'AdaRound {i + 1}/{len(layers)}')
+        done[name] = (conv.weight.asnumpy(), report[name])
+        progress.save(done)
         log(f'AdaRound {name}: output error {report[name][0]:.4g} -> {report[name][1]:.4g}')
     return report

@@ -1,5 +1,6 @@
-"""Calibration end to end: calibration crops → weight bounds → activation bounds → PaC, for one or
-several methods sharing one observation pass."""
+"""Calibration end to end: calibration crops → weight bounds → activation bounds → PaC → learned rounding
+(if asked), for one or several methods sharing one observation pass."""
+import os
 import time
 
 import mindspore as ms
@@ -13,6 +14,7 @@ from src.calibration.plan import METHODS, PAC_METHODS, observed_as
 from src.dataset import CalibrationImages, random_crop_batches
 from src.distributed import LOCAL, batch_share, check_even_split
 from src.errors import UserError
+from src.files import remove_if_present
 from src.quant.convert import quantized_copy
 from src.quant.state import input_quantizers
 
@@ -68,7 +70,7 @@ def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=No
         if method in PAC_METHODS:
             report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log, pac_resume_file, world)
         if plan.adaround.iters:
-            report['adaround'] = _run_adaround(qnet, fp_net, info, plan, timings, log)
+            report['adaround'] = _run_adaround(qnet, fp_net, info, plan, timings, log, pac_resume_file)
         qnet.set_train(False)
         report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}
         results[method] = (qnet, report)
@@ -91,12 +93,16 @@ def _run_pac(qnet, fp_net, info, plan, timings, log, resume_file, world):
             for k, v in pac.items()}
 
 
-def _run_adaround(qnet, fp_net, info, plan, timings, log):
-    # every rank of a data-parallel run computes the same rounding from the same crops: no exchange needed
+def _run_adaround(qnet, fp_net, info, plan, timings, log, pac_resume_file):
+    # every rank of a data-parallel run computes the same rounding from the same crops: no exchange needed.
+    # Its progress sits next to PaC's and goes once the rounding is in the network (a later rerun repeats it).
     start, settings = time.time(), plan.adaround
+    resume_file = pac_resume_file and os.path.splitext(pac_resume_file)[0] + '_adaround.npz'
     per_batch = min(settings.patches, plan.num_calib_images)  # a batch draws each patch from another image
     batches = calibration_batches(plan, info.scale, -(-settings.patches // per_batch), per_batch, settings.seed,
                                   min(settings.patch_size, plan.patch_size))
-    errors = adaround(qnet, fp_net, batches, settings, log)
+    errors = adaround(qnet, fp_net, batches, settings, log, resume_file)
+    if resume_file:
+        remove_if_present(resume_file)
     timings['adaround_seconds'] = round(time.time() - start, 1)
     return {name: {'nearest': nearest, 'learned': learned} for name, (nearest, learned) in errors.items()}

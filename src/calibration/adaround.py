@@ -8,8 +8,9 @@ sigmoid, and trains ``V`` with Adam so the layer's output matches the full-preci
 against the FP layer's output on the FP network's input, so each layer also absorbs the error that reaches
 it. A regulariser ``1 − |2h − 1|^β`` (β annealed from 20 to 2 after a warm-up) drives every ``h`` to 0 or 1.
 
-The result is written into the float weight: a value exactly on its quantizer's grid, which the unchanged
-quantizer reproduces. Checkpoints, inference and export are therefore those of any calibrated network; the
+The result is written into the float weight: a point of its quantizer's grid, which the unchanged quantizer
+reproduces (to float32 rounding). A layer whose output error the learned rounding does not lower keeps nearest
+rounding. Checkpoints, inference and export are therefore those of any calibrated network; the
 bounds must not move afterwards (PaC runs first). 8-bit layers keep nearest rounding.
 """
 import hashlib
@@ -34,9 +35,9 @@ ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (AdaRound's values)
 class AdaRoundSettings:
     iters: int = 300           # Adam steps per layer
     patches: int = 32          # LR calibration patches whose activations are captured
-    patch_size: int = 24         # or the calibration patch, if that is smaller
+    patch_size: int = 24       # or the calibration patch, if that is smaller
     batch_size: int = 8        # patches per step at the LR size; fewer where a layer's maps are larger (the tail)
-    lr: float = 5e-2
+    lr: float = 5e-2           # with reg_weight: reaches the brute-force optimum of toy layers (tests/test_adaround.py)
     # of the regulariser (mean over weights) against the output error relative to nearest rounding's: at 0.1
     # and below the soft weights never commit, and hard rounding is nearest rounding again (toy layers)
     reg_weight: float = 1.0
@@ -51,8 +52,8 @@ def rectified_sigmoid(v):
 
 
 def inverse_rectified_sigmoid(h):
-    """``V`` with ``rectified_sigmoid(V) = h`` for h in (0, 1): AdaRound starts from nearest-ish rounding
-    as a soft value equal to the weight itself."""
+    """``V`` with ``rectified_sigmoid(V) = h`` for h in (0, 1): the start, where the soft weight is the float
+    weight itself."""
     return -np.log((ZETA - GAMMA) / (np.asarray(h, np.float64) - GAMMA) - 1).astype(np.float32)
 
 
@@ -137,12 +138,9 @@ def reconstruct_layer(conv, x_q, y_fp, settings, batch_size=None, desc='AdaRound
         (v,) = adam.step([v], [grad.asnumpy()], settings.lr)
     learned = rounding.hard_weight(v)
     learned_error = output_error(learned)
-    # keep nearest rounding where learning did not help (a layer whose error it cannot lower)
-    if learned_error < nearest:
-        ops.assign(conv.weight, Tensor(learned))
-    else:
-        ops.assign(conv.weight, Tensor(rounding.nearest_weight()))
-    return nearest, min(nearest, learned_error)
+    weight, error = (learned, learned_error) if learned_error < nearest else (rounding.nearest_weight(), nearest)
+    ops.assign(conv.weight, Tensor(weight))
+    return nearest, error
 
 
 def _capture(net, cells, batches, output):

@@ -70,7 +70,9 @@ def calibrate_methods(fp_net, info, plan, methods, log=print, pac_resume_file=No
         if method in PAC_METHODS:
             report['pac_loss'] = _run_pac(qnet, fp_net, info, plan, timings, log, pac_resume_file, world)
         if plan.adaround.iters:
-            report['adaround'] = _run_adaround(qnet, fp_net, info, plan, timings, log, pac_resume_file)
+            # ranks would write one progress file together: no resuming there, as for PaC
+            report['adaround'] = _run_adaround(qnet, fp_net, info, plan, timings, log,
+                                               pac_resume_file if world.size == 1 else None)
         qnet.set_train(False)
         report['act_bounds'] = {name: [float(v) for v in q.bounds()] for name, q in input_quantizers(qnet)}
         results[method] = (qnet, report)

@@ -25,7 +25,8 @@ BY_BITS = {
     # p: 1e-4 26.56, 2e-4 26.65, 5e-4 26.88, 1e-3 26.89, 2e-3 26.92, 5e-3 26.82; MSE weights at 2e-3: 26.98;
     # after PaC+ (27.240), learned weight rounding: 27.314
     4: {'dbdc_p': 2e-3, 'weight_bounds': 'mse', 'adaround_iters': ADAROUND_ITERS},
-    # p: 2e-5 27.854, 5e-5 27.860, 1e-4 27.851, 2e-4 27.833, 5e-4 27.771, 2e-3 27.507; MSE weights at 5e-5: 27.851
+    # p: 2e-5 27.854, 5e-5 27.860, 1e-4 27.851, 2e-4 27.833, 5e-4 27.771, 2e-3 27.507; MSE weights at 5e-5: 27.851;
+    # after PaC+ (27.884), learned weight rounding: 27.883
     6: {'dbdc_p': 5e-5, 'weight_bounds': 'minmax', 'adaround_iters': 0},
 }
 # the joint phase runs 2 × pac_iters: with 1, the released PaC's iterations (activation + weight phase) in

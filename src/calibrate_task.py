@@ -33,6 +33,7 @@ def run_calibrate(config):
     world.log(f'calibrating {info.describe()} W{config.w_bit}A{config.a_bit} with {config.method}{grid} '
               f'({plan.calib_batches}×{plan.calib_batch_size} patches of {plan.patch_size} px'
               + (pac_schedule(plan.pac) if config.method in PAC_METHODS else '')
+              + (f', learned rounding {plan.adaround.iters} steps per layer' if plan.adaround.iters else '')
               + (f', {world.size} workers' if world.size > 1 else '') + ')')
     path = quant_checkpoint_path(config.output_path, info.arch, info.scale, config.w_bit, config.a_bit, config.method,
                                  config.int_zero_point)

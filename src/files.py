@@ -62,3 +62,13 @@ def write_json_atomic(path, data):
 def remove_if_present(path):
     if os.path.exists(path):
         os.remove(path)
+
+
+def state_key(settings, arrays):
+    """A digest of what a resume file belongs to (settings and input arrays), so another run's file is ignored."""
+    import hashlib
+    import numpy as np
+    digest = hashlib.sha256(repr(settings).encode())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    return digest.hexdigest()

@@ -13,7 +13,6 @@ reproduces (to float32 rounding). A layer whose output error the learned roundin
 rounding. Checkpoints, inference and export are therefore those of any calibrated network; the
 bounds must not move afterwards (PaC runs first). 8-bit layers keep nearest rounding.
 """
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from mindspore import Tensor, ops
 from tqdm import tqdm
 
 from src.calibration.adam import TorchAdam
-from src.files import atomic_output
+from src.files import atomic_output, state_key
 from src.quant.convert import quant_convs
 from src.quant.fake_quant import MIN_SPAN
 
@@ -168,10 +167,8 @@ class LayerProgress:
     settings, the patches and every parameter of the network at the start: another run's file is ignored."""
 
     def __init__(self, path, qnet, batches, settings):
-        digest = hashlib.sha256(repr(settings).encode())
-        for array in [p.asnumpy() for _, p in qnet.parameters_and_names()] + list(batches):
-            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
-        self.path, self.key = path, digest.hexdigest()
+        self.path = path
+        self.key = state_key(settings, [p.asnumpy() for _, p in qnet.parameters_and_names()] + list(batches))
 
     def load(self, log):
         """{layer: (weight, (nearest, learned))} of the finished layers ({} without a matching file)."""

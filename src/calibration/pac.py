@@ -7,7 +7,6 @@ bounds, each with PyTorch-formula Adam and cosine-annealed learning rate. The lo
 drives the gradient unless ``fea_grad`` is set. Options beyond the release (``joint``, ``relative_lr``,
 ``grad_scale``) are what PTQ4SR+ uses; their defaults are the release.
 """
-import hashlib
 import json
 import os
 import time
@@ -21,7 +20,7 @@ from tqdm import tqdm
 from src.calibration.adam import TorchAdam, cosine_lr
 from src.calibration.losses import attention_feature_loss, pixel_l1_loss
 from src.quant.state import all_quantizers, bound_parameters
-from src.files import atomic_output
+from src.files import atomic_output, state_key
 
 
 @dataclass(frozen=True)
@@ -148,10 +147,7 @@ class ResumeFile:
 
     def __init__(self, path, params, batches, settings):
         self.path, self.params = path, params
-        digest = hashlib.sha256(repr(replace(settings, log_every=0)).encode())
-        for array in [p.asnumpy() for p in params] + list(batches):
-            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
-        self.key = digest.hexdigest()
+        self.key = state_key(replace(settings, log_every=0), [p.asnumpy() for p in params] + list(batches))
 
     def load(self, log):
         """The saved {'phase', 'adam_steps', 'history', 'report', 'seconds'} and the bounds restored, or None."""

@@ -30,10 +30,10 @@ from src.calibration.plus import ADAROUND_ITERS, recipe  # noqa: E402
 VALIDATION = 'BSD200[100:]'
 
 
-def rows(bits):
+def rows(bits, scale=4):
     """(row, method, --set values, label) of the ablation at ``bits``; the MSE row only where the recipe uses
     MSE weight bounds (at 6 bits validation kept min/max)."""
-    chosen = recipe(bits)
+    chosen = recipe(bits, scale)
     p = f"dbdc_p={chosen['dbdc_p']}"
     out = [('fp', 'fp', [], 'FP'),
            ('ptq4sr', 'ptq4sr', [], 'PTQ4SR as released'),
@@ -103,7 +103,7 @@ def table(args):
     fp = row_results(args, 'fp', 'fp')
     lines = [f'EDSR x{args.scale} W{args.bits}A{args.bits}: Y-PSNR dB (gap to FP)', '',
              '| recipe | validation (BSD200 101–200) | ' + ' | '.join(SETS[1:]) + ' |', '|---' * (len(SETS) + 1) + '|']
-    for row, method, _, label in rows(args.bits):
+    for row, method, _, label in rows(args.bits, args.scale):
         psnr = row_results(args, row, method)
         cells = [('–' if s not in psnr else f'{psnr[s]:.3f}' if row == 'fp' or s not in fp
                   else f'{psnr[s]:.3f} ({psnr[s] - fp[s]:+.2f})') for s in SETS]
@@ -114,7 +114,7 @@ def table(args):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.tables_only:
-        for row, method, sets, _ in rows(args.bits):
+        for row, method, sets, _ in rows(args.bits, args.scale):
             run_row(args, row, method, sets)
     print(table(args))
     return 0

@@ -22,6 +22,16 @@ def test_recipe_fills_the_plan():
     assert plan.adaround.iters == ADAROUND_ITERS > 0 and released.adaround.iters == 0
 
 
+@pytest.mark.parametrize('scale, rounds', [(2, False), (3, True), (4, True)])
+def test_learned_rounding_follows_the_scale_validation_chose(scale, rounds):
+    plan = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': 4, 'a_bit': 4, 'scale': 4}),
+                            'edsr_baseline', scale)  # the network's scale decides, not the config's default
+    assert (plan.adaround.iters > 0) is rounds
+    assert plan.observer.dbdc_p == recipe(4)['dbdc_p']  # everything else as at x4
+    explicit = make_config({'method': 'ptq4sr_plus', 'w_bit': 4, 'a_bit': 4, 'adaround_iters': 5})
+    assert plan_from_config(explicit, 'edsr_baseline', scale).adaround.iters == 5
+
+
 @pytest.mark.parametrize('bits, validated', [(2, 4), (3, 4), (4, 4), (5, 4), (6, 6), (8, 6)])
 def test_each_bit_width_takes_the_nearest_validated_width_below(bits, validated):
     plan = plan_from_config(make_config({'method': 'ptq4sr_plus', 'w_bit': bits, 'a_bit': bits}), 'edsr_baseline', 4)
@@ -63,6 +73,7 @@ def test_ablation_rows_follow_the_recipe_of_the_bit_width():
     assert [r[0] for r in ablation.rows(4)] == ['fp', 'ptq4sr', 'p', 'mse', 'plus', 'adaround']
     assert [r[0] for r in ablation.rows(6)] == ['fp', 'ptq4sr', 'p', 'plus', 'adaround']  # validation kept min/max weights
     assert ablation.rows(6)[2][2] == [f"dbdc_p={recipe(6)['dbdc_p']}"]
+    assert 'not kept' in ablation.rows(4, scale=2)[-1][3] and 'not kept' not in ablation.rows(4)[-1][3]
 
 
 def test_ablation_table_reads_the_cached_rows_with_gaps_to_fp(tmp_path):

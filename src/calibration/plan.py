@@ -43,7 +43,7 @@ def plan_from_config(config, arch, scale):
     and ``ptq4sr_plus`` takes PTQ4SR+'s recipe for every key the user did not set."""
     schedule = released_schedule(arch, scale, config.w_bit, config.a_bit)
     if config.method == 'ptq4sr_plus':
-        config = SimpleNamespace(**with_recipe(config.to_dict(), config.explicit, schedule.pac_iters))
+        config = SimpleNamespace(**with_recipe(config.to_dict(), config.explicit, schedule.pac_iters, scale))
     return CalibrationPlan(
         method=config.method,
         spec=QuantSpec(config.w_bit, config.a_bit, tuple(config.int8_scope), tuple(config.fp_scope),

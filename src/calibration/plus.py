@@ -29,20 +29,23 @@ BY_BITS = {
     # after PaC+ (27.884), learned weight rounding: 27.883
     6: {'dbdc_p': 5e-5, 'weight_bounds': 'minmax', 'adaround_iters': 0},
 }
+# what depends on the scale, over BY_BITS, with the validation dB that chose it (EDSR-baseline ×2 W4A4, BSD200
+# 101–200 at ×2): after PaC+ VAL_PLUS, learned weight rounding VAL_AR. A scale not listed takes the ×4 values.
+BY_SCALE = {2: {'adaround_iters': 0}}
 # the joint phase runs 2 × pac_iters: with 1, the released PaC's iterations (activation + weight phase) in
 # one phase, so PaC+ costs what the released PaC costs
 PAC_ITERS_FACTOR = 1
 
 
-def recipe(bits):
-    """The recipe at ``bits`` (config key -> value)."""
+def recipe(bits, scale=4):
+    """The recipe at ``bits`` and ``scale`` (config key -> value)."""
     width = max((b for b in BY_BITS if b <= bits), default=min(BY_BITS))
-    return {**RECIPE, **BY_BITS[width]}
+    return {**RECIPE, **BY_BITS[width], **BY_SCALE.get(scale, {})}
 
 
-def with_recipe(values, explicit, released_pac_iters):
+def with_recipe(values, explicit, released_pac_iters, scale):
     """``values`` (config key -> value) with the recipe filled in wherever the user set nothing."""
-    chosen = recipe(min(values['w_bit'], values['a_bit']))
+    chosen = recipe(min(values['w_bit'], values['a_bit']), scale)
     out = {**values, **{k: v for k, v in chosen.items() if k not in explicit}}
     if 'pac_iters' not in explicit or not values['pac_iters']:
         out['pac_iters'] = PAC_ITERS_FACTOR * released_pac_iters

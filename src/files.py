@@ -72,3 +72,29 @@ def state_key(settings, arrays):
     for array in arrays:
         digest.update(np.ascontiguousarray(array, np.float32).tobytes())
     return digest.hexdigest()
+
+
+def save_resume_state(path, key, meta, arrays):
+    """``meta`` (JSON-able dict) and named ``arrays`` in one .npz at ``path``, under ``key``, atomically."""
+    import numpy as np
+    with atomic_output(path, 'wb') as f:
+        np.savez(f, meta=np.array(json.dumps({'key': key, **meta})), **arrays)
+
+
+def load_resume_state(path, key, who, differs, log):
+    """(meta, {name: array}) saved by ``save_resume_state`` under ``key``; None when there is no such file,
+    and None with a logged reason when it is unreadable or another run's (``differs``: what would differ)."""
+    import numpy as np
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path) as f:
+            meta = json.loads(str(f['meta']))
+            arrays = {k: f[k] for k in f.files if k != 'meta'}
+    except (OSError, ValueError, KeyError) as e:
+        log(f'{who}: ignoring unreadable resume file {path} ({e}); starting over')
+        return None
+    if meta.get('key') != key:
+        log(f'{who}: {path} belongs to another calibration ({differs} differ); starting over')
+        return None
+    return meta, arrays

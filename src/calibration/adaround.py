@@ -13,8 +13,6 @@ reproduces (to float32 rounding). A layer whose output error the learned roundin
 rounding. Checkpoints, inference and export are therefore those of any calibrated network; the
 bounds must not move afterwards (PaC runs first). 8-bit layers keep nearest rounding.
 """
-import json
-import os
 from dataclasses import dataclass
 
 import mindspore as ms
@@ -23,7 +21,7 @@ from mindspore import Tensor, ops
 from tqdm import tqdm
 
 from src.calibration.adam import TorchAdam
-from src.files import atomic_output, state_key
+from src.files import load_resume_state, save_resume_state, state_key
 from src.quant.convert import quant_convs
 from src.quant.fake_quant import MIN_SPAN
 
@@ -172,27 +170,19 @@ class LayerProgress:
 
     def load(self, log):
         """{layer: (weight, (nearest, learned))} of the finished layers ({} without a matching file)."""
-        if not self.path or not os.path.isfile(self.path):
+        state = load_resume_state(self.path, self.key, 'AdaRound', 'settings, patches or starting weights', log)
+        if state is None:
             return {}
-        try:
-            with np.load(self.path) as f:
-                meta = json.loads(str(f['meta']))
-                done = {name: (f[f'w{i}'], tuple(errors)) for i, (name, errors) in enumerate(meta['report'])}
-        except (OSError, ValueError, KeyError) as e:
-            log(f'AdaRound: ignoring unreadable resume file {self.path} ({e}); starting over')
-            return {}
-        if meta.get('key') != self.key:
-            log(f'AdaRound: {self.path} belongs to another calibration; starting over')
-            return {}
+        meta, arrays = state
+        done = {name: (arrays[f'w{i}'], tuple(errors)) for i, (name, errors) in enumerate(meta['report'])}
         log(f'AdaRound: resuming from {self.path} after {len(done)} layers')
         return done
 
     def save(self, done):
         if not self.path:
             return
-        meta = {'key': self.key, 'report': [[name, errors] for name, (_, errors) in done.items()]}
-        with atomic_output(self.path, 'wb') as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **{f'w{i}': w for i, (w, _) in enumerate(done.values())})
+        save_resume_state(self.path, self.key, {'report': [[name, errors] for name, (_, errors) in done.items()]},
+                          {f'w{i}': w for i, (w, _) in enumerate(done.values())})
 
 
 def adaround(qnet, fp_net, batches, settings, log=print, resume_file=None):

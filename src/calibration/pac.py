@@ -7,8 +7,6 @@ bounds, each with PyTorch-formula Adam and cosine-annealed learning rate. The lo
 drives the gradient unless ``fea_grad`` is set. Options beyond the release (``joint``, ``relative_lr``,
 ``grad_scale``) are what PTQ4SR+ uses; their defaults are the release.
 """
-import json
-import os
 import time
 from dataclasses import dataclass, replace
 
@@ -20,7 +18,7 @@ from tqdm import tqdm
 from src.calibration.adam import TorchAdam, cosine_lr
 from src.calibration.losses import attention_feature_loss, pixel_l1_loss
 from src.quant.state import all_quantizers, bound_parameters
-from src.files import atomic_output, state_key
+from src.files import load_resume_state, save_resume_state, state_key
 
 
 @dataclass(frozen=True)
@@ -151,19 +149,10 @@ class ResumeFile:
 
     def load(self, log):
         """The saved {'phase', 'adam_steps', 'history', 'report', 'seconds'} and the bounds restored, or None."""
-        if not os.path.isfile(self.path):
+        state = load_resume_state(self.path, self.key, 'PaC', 'settings, data or starting bounds', log)
+        if state is None:
             return None
-        try:
-            with np.load(self.path) as f:
-                meta = json.loads(str(f['meta']))
-                arrays = {k: f[k] for k in f.files if k != 'meta'}
-        except (OSError, ValueError, KeyError) as e:
-            log(f'PaC: ignoring unreadable resume file {self.path} ({e}); starting over')
-            return None
-        if meta.get('key') != self.key:
-            log(f'PaC: {self.path} belongs to another calibration (settings, data or starting bounds differ); '
-                'starting over')
-            return None
+        meta, arrays = state
         for i, p in enumerate(self.params):
             ops.assign(p, Tensor(arrays[f'param{i}']))
         meta['m'] = [arrays[f'm{i}'] for i in range(meta['n_moments'])]
@@ -176,10 +165,9 @@ class ResumeFile:
         arrays = {f'param{i}': p.asnumpy() for i, p in enumerate(self.params)}
         arrays.update({f'm{i}': m for i, m in enumerate(adam.m)})
         arrays.update({f'v{i}': v for i, v in enumerate(adam.v)})
-        meta = {'key': self.key, 'phase': phase, 'adam_steps': adam.step_count, 'n_moments': len(adam.m),
-                'history': history, 'report': report, 'seconds': seconds}
-        with atomic_output(self.path, 'wb') as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        meta = {'phase': phase, 'adam_steps': adam.step_count, 'n_moments': len(adam.m), 'history': history,
+                'report': report, 'seconds': seconds}
+        save_resume_state(self.path, self.key, meta, arrays)
 
 
 def pixel_aware_calibration(qnet, fp_net, batches, settings, log=print, resume_file=None, reduce=_unchanged):
